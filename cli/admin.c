@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * immidb-admin: the operator's command. It only parses arguments and calls
+ * the same lib/ functions the server uses. Exit status: 0 ok, 1 failure,
+ * 2 usage error; errors on stderr in one line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include "auth/users.h"
+#include "conf/conf.h"
+#include "crypto/key.h"
+#include "crypto/pw.h"
+#include "store/db.h"
+#include "store/mig.h"
+#include "store/registry.h"
+
+#define EXIT_USAGE 2
+
+struct cli {
+	int argc;
+	char **argv; /* the sub-command's words after the command name(s) */
+	struct idb_conf conf;
+	struct idb_master *master;
+	sqlite3 *reg;
+	char err[IDB_CONF_ERR_MAX];
+};
+
+static int
+fail(const char *what, const char *why)
+{
+	fprintf(stderr, "immidb-admin: %s%s%s\n", what, why ? ": " : "", why ? why : "");
+	return EXIT_FAILURE;
+}
+
+static int
+usage(void)
+{
+	fprintf(stderr,
+	        "usage: immidb-admin [--config FILE] [--data DIR] COMMAND ...\n"
+	        "  init\n"
+	        "  org create --slug S --name N\n"
+	        "  org list [--json]\n"
+	        "  user add --org S --email E --name N --role admin|member|readonly [--password-stdin]\n"
+	        "  user list --org S [--json]\n"
+	        "  migrate [--dry-run]\n");
+	return EXIT_USAGE;
+}
+
+/* The value of "--name VALUE" among the sub-command's words, or NULL. */
+static const char *
+opt(const struct cli *c, const char *name)
+{
+	int i;
+
+	for (i = 0; i + 1 < c->argc; i++)
+		if (strcmp(c->argv[i], name) == 0)
+			return c->argv[i + 1];
+	return NULL;
+}
+
+static int
+flag(const struct cli *c, const char *name)
+{
+	int i;
+
+	for (i = 0; i < c->argc; i++)
+		if (strcmp(c->argv[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Every word must be a known option (with a value where it takes one). */
+static int
+check_opts(const struct cli *c, const char *const *with_value, const char *const *flags)
+{
+	const char *const *p;
+	int i, ok;
+
+	for (i = 0; i < c->argc; i++) {
+		ok = 0;
+		for (p = with_value; p && *p; p++)
+			if (strcmp(c->argv[i], *p) == 0 && i + 1 < c->argc) {
+				ok = 1;
+				i++;
+				break;
+			}
+		for (p = flags; !ok && p && *p; p++)
+			if (strcmp(c->argv[i], *p) == 0)
+				ok = 1;
+		if (!ok) {
+			fprintf(stderr, "immidb-admin: unexpected argument '%s'\n", c->argv[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Loads the master key and opens the registry; messages name the cause. */
+static int
+open_registry(struct cli *c, int allow_behind)
+{
+	enum idb_err e;
+
+	if ((e = idb_key_master_load(c->conf.master_key_file, &c->master)) != IDB_OK)
+		return fail(c->conf.master_key_file,
+		            e == IDB_E_PERM ? "master key is readable by group or others (chmod 600)"
+		            : e == IDB_E_IO ? "cannot read the master key (run immidb-admin init?)"
+		                            : "not a master key (64 hex digits)");
+	e = idb_reg_open(&c->conf, c->master, 0, &c->reg);
+	if (e == IDB_E_SCHEMA_BEHIND && !allow_behind)
+		return fail("registry", "schema is behind: run immidb-admin migrate");
+	if (e != IDB_OK && e != IDB_E_SCHEMA_BEHIND)
+		return fail("registry", e == IDB_E_BADKEY ? "wrong master key: the registry does not open with it"
+		                        : e == IDB_E_NOT_FOUND ? "not found (run immidb-admin init?)"
+		                                               : idb_err_str(e));
+	return 0;
+}
+
+static int
+cmd_init(struct cli *c)
+{
+	if (check_opts(c, NULL, NULL) != 0)
+		return EXIT_USAGE;
+	if (idb_reg_init(&c->conf, c->err, sizeof(c->err)) != IDB_OK)
+		return fail("init", c->err);
+	printf("initialised %s\n", c->conf.data_dir);
+	return 0;
+}
+
+static int
+cmd_org_create(struct cli *c)
+{
+	static const char *const vals[] = {"--slug", "--name", NULL};
+	const char *slug = opt(c, "--slug"), *name = opt(c, "--name");
+	struct idb_org o;
+	enum idb_err e;
+
+	if (check_opts(c, vals, NULL) != 0 || slug == NULL || name == NULL)
+		return usage();
+	if (open_registry(c, 0) != 0)
+		return EXIT_FAILURE;
+	if ((e = idb_reg_org_create(&c->conf, c->reg, c->master, slug, name, &o, c->err, sizeof(c->err))) != IDB_OK)
+		return fail("org create", c->err);
+	printf("%s\n", o.id);
+	return 0;
+}
+
+static void
+org_row(const struct idb_org *o, void *arg)
+{
+	cJSON *arr = arg, *j;
+
+	if (arr == NULL) {
+		printf("%s\t%s\t%s\t%s\n", o->slug, o->id, o->state, o->name);
+		return;
+	}
+	if ((j = cJSON_CreateObject()) == NULL)
+		return;
+	cJSON_AddStringToObject(j, "id", o->id);
+	cJSON_AddStringToObject(j, "slug", o->slug);
+	cJSON_AddStringToObject(j, "name", o->name);
+	cJSON_AddStringToObject(j, "state", o->state);
+	cJSON_AddStringToObject(j, "created_at", o->created_at);
+	cJSON_AddItemToArray(arr, j);
+}
+
+static int
+print_json(cJSON *j)
+{
+	char *s = cJSON_PrintUnformatted(j);
+
+	if (s == NULL)
+		return fail("out of memory", NULL);
+	printf("%s\n", s);
+	cJSON_free(s);
+	return 0;
+}
+
+static int
+cmd_org_list(struct cli *c)
+{
+	static const char *const flags[] = {"--json", NULL};
+	cJSON *arr = NULL;
+	int rc = 0;
+
+	if (check_opts(c, NULL, flags) != 0)
+		return EXIT_USAGE;
+	if (open_registry(c, 0) != 0)
+		return EXIT_FAILURE;
+	if (flag(c, "--json") && (arr = cJSON_CreateArray()) == NULL)
+		return fail("out of memory", NULL);
+	if (idb_reg_org_list(c->reg, org_row, arr) != IDB_OK)
+		rc = fail("org list", "registry read failed");
+	else if (arr != NULL)
+		rc = print_json(arr);
+	cJSON_Delete(arr);
+	return rc;
+}
+
+/* Opens an org's database by slug; *keys is wiped by the caller. */
+static int
+open_org(struct cli *c, const char *slug, struct idb_org *o, sqlite3 **db)
+{
+	struct idb_org_keys k;
+	enum idb_err e;
+
+	if ((e = idb_reg_org_find(c->reg, slug, o)) != IDB_OK)
+		return fail(slug, e == IDB_E_NOT_FOUND ? "no such org" : idb_err_str(e));
+	if ((e = idb_reg_org_keys(c->reg, c->master, o->id, &k)) != IDB_OK)
+		return fail(slug, idb_err_str(e));
+	e = idb_org_open(&c->conf, o->id, &k, 0, db);
+	idb_org_keys_wipe(&k);
+	if (e != IDB_OK)
+		return fail(slug, e == IDB_E_SCHEMA_BEHIND ? "schema is behind: run immidb-admin migrate" : idb_err_str(e));
+	return 0;
+}
+
+/* Reads one line of a password from stdin (at most IDB_PW_MAX characters of UTF-8). */
+static int
+read_password(char *buf, size_t size)
+{
+	size_t n;
+
+	if (fgets(buf, (int)size, stdin) == NULL)
+		return -1;
+	n = strlen(buf);
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	else if (!feof(stdin))
+		return -1; /* longer than the buffer */
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	return 0;
+}
+
+static int
+cmd_user_add(struct cli *c)
+{
+	static const char *const vals[] = {"--org", "--email", "--name", "--role", NULL};
+	static const char *const flags[] = {"--password-stdin", NULL};
+	const char *slug = opt(c, "--org"), *email = opt(c, "--email"), *name = opt(c, "--name"),
+	           *role = opt(c, "--role"), *field = NULL;
+	char pw[4 * IDB_PW_MAX + 2];
+	int generated = 0, rc = 0;
+	struct idb_user u;
+	struct idb_org o;
+	sqlite3 *db = NULL;
+	enum idb_err e;
+
+	if (check_opts(c, vals, flags) != 0 || !slug || !email || !name || !role)
+		return usage();
+	if (flag(c, "--password-stdin")) {
+		if (read_password(pw, sizeof(pw)) != 0)
+			return fail("user add", "cannot read the password from standard input");
+	} else {
+		idb_pw_generate(pw);
+		generated = 1;
+	}
+	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db) != 0) {
+		rc = EXIT_FAILURE;
+		goto out;
+	}
+	if ((e = idb_user_create(db, email, name, role, pw, &u, &field)) != IDB_OK) {
+		rc = fail("user add", e == IDB_E_CONFLICT ? "a user with this email exists"
+		                      : e == IDB_E_VALIDATION
+		                          ? (strcmp(field, "password") == 0 ? "password must be 12 to 1024 characters"
+		                             : strcmp(field, "role") == 0   ? "role must be admin, member or readonly"
+		                             : strcmp(field, "email") == 0  ? "not a valid email address"
+		                                                            : "name must be 1 to 200 characters")
+		                          : idb_err_str(e));
+		goto out;
+	}
+	printf("%s\n", u.id);
+	if (generated)
+		printf("password: %s\n", pw);
+out:
+	sodium_memzero(pw, sizeof(pw));
+	idb_db_close(db);
+	return rc;
+}
+
+static void
+user_row(const struct idb_user *u, void *arg)
+{
+	cJSON *arr = arg, *j;
+
+	if (arr == NULL) {
+		printf("%s\t%s\t%s\t%s\t%s\n", u->email, u->id, u->role, u->disabled ? "disabled" : "active", u->name);
+		return;
+	}
+	if ((j = cJSON_CreateObject()) == NULL)
+		return;
+	cJSON_AddStringToObject(j, "id", u->id);
+	cJSON_AddStringToObject(j, "email", u->email);
+	cJSON_AddStringToObject(j, "name", u->name);
+	cJSON_AddStringToObject(j, "role", u->role);
+	cJSON_AddBoolToObject(j, "disabled", u->disabled);
+	cJSON_AddStringToObject(j, "created_at", u->created_at);
+	cJSON_AddNumberToObject(j, "version", (double)u->version);
+	cJSON_AddItemToArray(arr, j);
+}
+
+static int
+cmd_user_list(struct cli *c)
+{
+	static const char *const vals[] = {"--org", NULL};
+	static const char *const flags[] = {"--json", NULL};
+	const char *slug = opt(c, "--org");
+	cJSON *arr = NULL;
+	struct idb_org o;
+	sqlite3 *db = NULL;
+	int rc = 0;
+
+	if (check_opts(c, vals, flags) != 0 || slug == NULL)
+		return usage();
+	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db) != 0)
+		return EXIT_FAILURE;
+	if (flag(c, "--json") && (arr = cJSON_CreateArray()) == NULL)
+		rc = fail("out of memory", NULL);
+	else if (idb_user_list(db, user_row, arr) != IDB_OK)
+		rc = fail("user list", "read failed");
+	else if (arr != NULL)
+		rc = print_json(arr);
+	cJSON_Delete(arr);
+	idb_db_close(db);
+	return rc;
+}
+
+struct mig_print {
+	const char *db;
+	int dry;
+};
+
+static int
+mig_note(const struct idb_mig *m, void *arg)
+{
+	const struct mig_print *p = arg;
+
+	printf("%s: %s%s\n", p->db, p->dry ? "pending " : "applying ", m->name);
+	return p->dry;
+}
+
+struct org_ids {
+	size_t n, cap;
+	struct idb_org *v;
+};
+
+static void
+collect(const struct idb_org *o, void *arg)
+{
+	struct org_ids *ids = arg;
+	struct idb_org *nv;
+
+	if (ids->n == ids->cap) {
+		ids->cap = ids->cap ? 2 * ids->cap : 16;
+		if ((nv = realloc(ids->v, ids->cap * sizeof(*nv))) == NULL)
+			return;
+		ids->v = nv;
+	}
+	ids->v[ids->n++] = *o;
+}
+
+static int
+cmd_migrate(struct cli *c)
+{
+	static const char *const flags[] = {"--dry-run", NULL};
+	struct mig_print p;
+	struct org_ids ids = {0, 0, NULL};
+	struct idb_org_keys k;
+	char path[IDB_PATH_MAX];
+	sqlite3 *db;
+	enum idb_err e;
+	int applied, rc = 0;
+	size_t i;
+
+	if (check_opts(c, NULL, flags) != 0)
+		return EXIT_USAGE;
+	if (open_registry(c, 1) != 0)
+		return EXIT_FAILURE;
+	p.dry = flag(c, "--dry-run");
+	p.db = "registry";
+	if (idb_mig_apply(c->reg, &idb_mig_registry, mig_note, &p, &applied, c->err, sizeof(c->err)) != IDB_OK)
+		return fail("migrate registry", c->err);
+	if (idb_reg_org_list(c->reg, collect, &ids) != IDB_OK)
+		return fail("migrate", "cannot list the orgs");
+	for (i = 0; i < ids.n; i++) {
+		db = NULL;
+		p.db = ids.v[i].slug;
+		if ((e = idb_reg_org_keys(c->reg, c->master, ids.v[i].id, &k)) == IDB_OK &&
+		    (e = idb_org_path(&c->conf, ids.v[i].id, path)) == IDB_OK)
+			e = idb_db_open(path, k.db, 0, &db);
+		idb_org_keys_wipe(&k);
+		if (e == IDB_OK)
+			e = idb_mig_apply(db, &idb_mig_org, mig_note, &p, &applied, c->err, sizeof(c->err));
+		else
+			snprintf(c->err, sizeof(c->err), "%s", idb_err_str(e));
+		idb_db_close(db);
+		if (e != IDB_OK) {
+			fprintf(stderr, "immidb-admin: migrate %s: %s\n", ids.v[i].slug, c->err);
+			rc = EXIT_FAILURE;
+		}
+	}
+	free(ids.v);
+	return rc;
+}
+
+struct command {
+	const char *w1, *w2;
+	int (*fn)(struct cli *);
+};
+
+static const struct command commands[] = {
+	{"init", NULL, cmd_init},
+	{"org", "create", cmd_org_create},
+	{"org", "list", cmd_org_list},
+	{"user", "add", cmd_user_add},
+	{"user", "list", cmd_user_list},
+	{"migrate", NULL, cmd_migrate},
+};
+
+int
+main(int argc, char *argv[])
+{
+	static struct cli c;
+	const char *config_opt = NULL, *data_opt = NULL;
+	const struct command *cmd = NULL;
+	size_t i;
+	int a = 1, rc;
+
+	umask(077);
+	if (sodium_init() < 0)
+		return fail("libsodium failed to initialise", NULL);
+	while (a < argc && strncmp(argv[a], "--", 2) == 0) {
+		if (strcmp(argv[a], "--config") == 0 && a + 1 < argc)
+			config_opt = argv[a + 1];
+		else if (strcmp(argv[a], "--data") == 0 && a + 1 < argc)
+			data_opt = argv[a + 1];
+		else
+			return usage();
+		a += 2;
+	}
+	if (a >= argc)
+		return usage();
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(commands[i].w1, argv[a]) != 0)
+			continue;
+		if (commands[i].w2 == NULL || (a + 1 < argc && strcmp(commands[i].w2, argv[a + 1]) == 0)) {
+			cmd = &commands[i];
+			break;
+		}
+	}
+	if (cmd == NULL)
+		return usage();
+	a += cmd->w2 ? 2 : 1;
+	c.argc = argc - a;
+	c.argv = argv + a;
+	if (idb_conf_open(&c.conf, config_opt, data_opt, c.err, sizeof(c.err)) != IDB_OK)
+		return fail("configuration", c.err);
+	rc = cmd->fn(&c);
+	idb_db_close(c.reg);
+	idb_key_master_free(c.master);
+	return rc;
+}

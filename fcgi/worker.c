@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * One worker: accepts FastCGI connections on the shared listening socket,
+ * turns each request into a struct idb_req, runs it through the library and
+ * writes the struct idb_resp back. The listening socket is non-blocking; a
+ * worker waits in ppoll with SIGTERM unblocked only there, so a stop request
+ * never interrupts a request in flight: it is seen before the next accept.
+ */
+#define _GNU_SOURCE /* ppoll */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "api/api.h"
+#include "core/util.h"
+#include "fcgi.h"
+
+static volatile sig_atomic_t stop;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static const char *
+status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 302: return "Found";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
+	}
+}
+
+static const char *
+param(FCGX_Request *r, const char *name)
+{
+	return FCGX_GetParam(name, r->envp);
+}
+
+/* Fills req from the FastCGI parameters and reads the body. */
+static enum idb_err
+build(FCGX_Request *r, struct idb_arena *a, struct idb_req *req)
+{
+	const char *uri, *q, *cl;
+	long long len = 0;
+	char *body;
+	size_t got = 0;
+	int n;
+
+	memset(req, 0, sizeof(*req));
+	req->arena = a;
+	req->method = param(r, "REQUEST_METHOD");
+	uri = param(r, "REQUEST_URI");
+	if (req->method == NULL || uri == NULL)
+		return IDB_E_BAD_REQUEST;
+	q = strchr(uri, '?');
+	req->path = q ? idb_arena_strndup(a, uri, (size_t)(q - uri)) : uri;
+	req->query = q ? q + 1 : "";
+	req->remote_addr = param(r, "REMOTE_ADDR");
+	req->cookie = param(r, "HTTP_COOKIE");
+	req->csrf_token = param(r, "HTTP_X_CSRF_TOKEN");
+	req->forwarded_for = param(r, "HTTP_X_FORWARDED_FOR");
+	req->access_reason = param(r, "HTTP_X_ACCESS_REASON");
+	req->content_type = param(r, "CONTENT_TYPE");
+	if (req->path == NULL)
+		return IDB_E_NOMEM;
+	cl = param(r, "CONTENT_LENGTH");
+	if (cl != NULL && *cl != '\0' && idb_parse_ll(cl, 0, (long long)1 << 40, &len) != 0)
+		return IDB_E_BAD_REQUEST;
+	if (len > IDB_BODY_MAX)
+		return IDB_E_PAYLOAD_TOO_LARGE;
+	if ((body = idb_arena_alloc(a, (size_t)len + 1)) == NULL)
+		return IDB_E_NOMEM;
+	while (got < (size_t)len) {
+		n = FCGX_GetStr(body + got, (int)((size_t)len - got), r->in);
+		if (n <= 0)
+			return IDB_E_BAD_REQUEST;
+		got += (size_t)n;
+	}
+	body[got] = '\0';
+	req->body = body;
+	req->body_len = got;
+	return IDB_OK;
+}
+
+static void
+put(FCGX_Request *r, const char *s)
+{
+	FCGX_PutS(s, r->out);
+}
+
+static void
+respond(FCGX_Request *r, const struct idb_resp *resp)
+{
+	char line[64];
+	size_t i;
+
+	snprintf(line, sizeof(line), "Status: %d %s\r\n", resp->status, status_text(resp->status));
+	put(r, line);
+	if (resp->status != 204) {
+		put(r, "Content-Type: ");
+		put(r, resp->content_type);
+		put(r, "\r\n");
+	}
+	put(r, "Cache-Control: no-store\r\n");
+	for (i = 0; i < resp->nhdr; i++) {
+		put(r, resp->hdr[i].name);
+		put(r, ": ");
+		put(r, resp->hdr[i].value);
+		put(r, "\r\n");
+	}
+	snprintf(line, sizeof(line), "Content-Length: %zu\r\n\r\n", resp->status == 204 ? (size_t)0 : resp->body.len);
+	put(r, line);
+	if (resp->status != 204 && resp->body.len > 0)
+		FCGX_PutStr(resp->body.data, (int)resp->body.len, r->out);
+}
+
+void
+idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int listen_fd)
+{
+	struct sigaction sa;
+	sigset_t blocked, waitmask;
+	struct idb_arena arena;
+	struct idb_resp resp;
+	struct idb_req req;
+	struct idb_app app;
+	struct pollfd pfd;
+	FCGX_Request r;
+	enum idb_err e;
+	int rc;
+
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	/* SIGTERM and SIGINT stay blocked except inside ppoll. */
+	sigemptyset(&blocked);
+	sigaddset(&blocked, SIGTERM);
+	sigaddset(&blocked, SIGINT);
+	sigprocmask(SIG_SETMASK, &blocked, NULL);
+	sigemptyset(&waitmask);
+	if (getppid() == 1)
+		_exit(0); /* the master died before prctl */
+
+	if ((e = idb_app_init(&app, conf, m)) != IDB_OK) {
+		fprintf(stderr, "immidb-fcgi[%ld]: cannot open the registry: %s\n", (long)getpid(), idb_err_str(e));
+		_exit(3);
+	}
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&r, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+		fprintf(stderr, "immidb-fcgi[%ld]: FastCGI initialisation failed\n", (long)getpid());
+		_exit(3);
+	}
+	idb_arena_init(&arena, IDB_ARENA_MAX);
+	pfd.fd = listen_fd;
+	pfd.events = POLLIN;
+	while (!stop) {
+		rc = ppoll(&pfd, 1, NULL, &waitmask);
+		if (rc < 0 || stop)
+			continue;
+		if (FCGX_Accept_r(&r) < 0)
+			continue; /* another worker took it (EAGAIN) or the peer left */
+		idb_resp_init(&resp);
+		if ((e = build(&r, &arena, &req)) == IDB_OK)
+			idb_app_handle(&app, &req, &resp);
+		else
+			idb_resp_error(&resp, e, NULL);
+		respond(&r, &resp);
+		FCGX_Finish_r(&r);
+		idb_resp_free(&resp);
+		idb_arena_reset(&arena);
+	}
+	FCGX_Free(&r, 1);
+	idb_arena_free(&arena);
+	idb_app_free(&app);
+	exit(0); /* not _exit: LeakSanitizer checks the worker at exit */
+}

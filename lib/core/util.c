@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: ISC */
+#include "core/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+int
+idb_parse_ll(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0' || (*s != '-' && (*s < '0' || *s > '9')))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+void
+idb_hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void
+idb_id_new(char prefix, char out[IDB_ID_LEN + 1])
+{
+	unsigned char r[16];
+
+	randombytes_buf(r, sizeof(r));
+	out[0] = prefix;
+	out[1] = '_';
+	idb_hex(r, sizeof(r), out + 2);
+}
+
+int
+idb_id_valid(const char *s, char prefix)
+{
+	size_t i;
+
+	if (s == NULL || strlen(s) != IDB_ID_LEN || s[0] != prefix || s[1] != '_')
+		return 0;
+	for (i = 2; i < IDB_ID_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+void
+idb_time_format(const struct timespec *ts, char out[IDB_TIME_LEN])
+{
+	struct tm tm;
+	size_t n;
+	long ms = ts->tv_nsec / 1000000;
+
+	gmtime_r(&ts->tv_sec, &tm);
+	n = strftime(out, IDB_TIME_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (n != 19) {
+		out[0] = '\0';
+		return;
+	}
+	out[19] = '.';
+	out[20] = (char)('0' + ms / 100);
+	out[21] = (char)('0' + ms / 10 % 10);
+	out[22] = (char)('0' + ms % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
+}
+
+void
+idb_time_now(char out[IDB_TIME_LEN])
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	idb_time_format(&ts, out);
+}

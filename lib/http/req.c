@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: ISC */
+/* Request helpers (client address, query, cookies, JSON) and responses. */
+#include "http/req.h"
+
+#include <string.h>
+
+void
+idb_req_client_ip(struct idb_req *r, const struct idb_cidr_list *proxies)
+{
+	const char *xff = r->forwarded_for, *end, *start;
+	char item[IDB_CIDR_TEXT_MAX];
+	unsigned char tmp[16];
+	char *ip;
+	size_t n;
+
+	r->client_ip = r->remote_addr ? r->remote_addr : "";
+	if (xff == NULL || proxies->n == 0 || !idb_cidr_list_contains(proxies, r->client_ip))
+		return;
+	/* Walk from the right: each hop we trust may vouch for the one before it. */
+	end = xff + strlen(xff);
+	while (end > xff) {
+		start = end;
+		while (start > xff && start[-1] != ',')
+			start--;
+		while (start < end && (*start == ' ' || *start == '\t'))
+			start++;
+		n = (size_t)(end - start);
+		while (n > 0 && (start[n - 1] == ' ' || start[n - 1] == '\t'))
+			n--;
+		if (n == 0 || n >= sizeof(item))
+			return;
+		memcpy(item, start, n);
+		item[n] = '\0';
+		if (idb_ip_parse(item, tmp) != 0)
+			return; /* garbage: keep the last address we could vouch for */
+		if ((ip = idb_arena_strdup(r->arena, item)) == NULL)
+			return;
+		r->client_ip = ip;
+		if (!idb_cidr_list_contains(proxies, item))
+			return;
+		end = start;
+		while (end > xff && (end[-1] == ',' || end[-1] == ' '))
+			end--;
+	}
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes n bytes of application/x-www-form-urlencoded text into the arena. */
+static enum idb_err
+decode(struct idb_arena *a, const char *s, size_t n, const char **out)
+{
+	char *d = idb_arena_alloc(a, n + 1);
+	size_t i, j = 0;
+	int hi, lo;
+
+	if (d == NULL)
+		return IDB_E_NOMEM;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '+')
+			d[j++] = ' ';
+		else if (s[i] == '%') {
+			if (i + 2 >= n)
+				return IDB_E_BAD_REQUEST;
+			if ((hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
+				return IDB_E_BAD_REQUEST;
+			d[j] = (char)(hi << 4 | lo);
+			if (d[j] == '\0')
+				return IDB_E_BAD_REQUEST;
+			j++;
+			i += 2;
+		} else
+			d[j++] = s[i];
+	}
+	d[j] = '\0';
+	*out = d;
+	return IDB_OK;
+}
+
+enum idb_err
+idb_req_query(const struct idb_req *r, const char *name, const char **out)
+{
+	const char *p = r->query, *amp, *eq;
+	size_t nlen = strlen(name), klen;
+
+	*out = NULL;
+	if (p == NULL)
+		return IDB_OK;
+	if (strlen(p) > IDB_QUERY_LEN_MAX)
+		return IDB_E_BAD_REQUEST;
+	while (*p != '\0') {
+		amp = strchr(p, '&');
+		if (amp == NULL)
+			amp = p + strlen(p);
+		eq = memchr(p, '=', (size_t)(amp - p));
+		klen = (size_t)((eq ? eq : amp) - p);
+		if (klen == nlen && memcmp(p, name, nlen) == 0) {
+			if (*out != NULL)
+				return IDB_E_BAD_REQUEST; /* a repeated parameter is ambiguous */
+			if (eq == NULL)
+				*out = "";
+			else {
+				enum idb_err e = decode(r->arena, eq + 1, (size_t)(amp - eq - 1), out);
+
+				if (e != IDB_OK)
+					return e;
+			}
+		}
+		p = *amp ? amp + 1 : amp;
+	}
+	return IDB_OK;
+}
+
+const char *
+idb_req_cookie(const struct idb_req *r, const char *name)
+{
+	const char *p = r->cookie, *end, *eq;
+	size_t nlen = strlen(name);
+
+	if (p == NULL)
+		return NULL;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == ';')
+			p++;
+		end = strchr(p, ';');
+		if (end == NULL)
+			end = p + strlen(p);
+		eq = memchr(p, '=', (size_t)(end - p));
+		if (eq != NULL && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0)
+			return idb_arena_strndup(r->arena, eq + 1, (size_t)(end - eq - 1));
+		p = end;
+	}
+	return NULL;
+}
+
+/* UTF-8 well-formedness (no overlongs, no surrogates, <= U+10FFFF). */
+static int
+utf8_len(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	int n, i;
+	unsigned long cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, cp = c & 0x07;
+	else
+		return -1;
+	if ((size_t)n > left)
+		return -1;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return -1;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return -1;
+	return n;
+}
+
+enum idb_err
+idb_json_parse(const char *buf, size_t len, cJSON **out)
+{
+	const unsigned char *s = (const unsigned char *)buf;
+	int depth = 0, instr = 0, n;
+	size_t i;
+	cJSON *j;
+
+	*out = NULL;
+	if (len == 0)
+		return IDB_E_INVALID_JSON;
+	for (i = 0; i < len; i += (size_t)n) {
+		n = 1;
+		if (s[i] == 0)
+			return IDB_E_INVALID_JSON;
+		if (s[i] >= 0x80) {
+			if ((n = utf8_len(s + i, len - i)) < 0)
+				return IDB_E_INVALID_JSON;
+			continue;
+		}
+		if (instr) {
+			if (s[i] == '\\')
+				n = 2;
+			else if (s[i] == '"')
+				instr = 0;
+		} else if (s[i] == '"')
+			instr = 1;
+		else if (s[i] == '{' || s[i] == '[') {
+			if (++depth > IDB_JSON_DEPTH_MAX)
+				return IDB_E_INVALID_JSON;
+		} else if (s[i] == '}' || s[i] == ']')
+			depth--;
+	}
+	j = cJSON_ParseWithLengthOpts(buf, len, NULL, 1);
+	if (j == NULL)
+		return IDB_E_INVALID_JSON;
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		return IDB_E_INVALID_JSON;
+	}
+	*out = j;
+	return IDB_OK;
+}
+
+static void
+json_free(void *p)
+{
+	cJSON_Delete(p);
+}
+
+enum idb_err
+idb_req_json(const struct idb_req *r, cJSON **out)
+{
+	enum idb_err e = idb_json_parse(r->body ? r->body : "", r->body_len, out);
+
+	if (e == IDB_OK && idb_arena_defer(r->arena, json_free, *out) != 0) {
+		*out = NULL;
+		return IDB_E_NOMEM;
+	}
+	return e;
+}
+
+void
+idb_resp_init(struct idb_resp *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->status = 200;
+	r->content_type = "application/json; charset=utf-8";
+	idb_buf_init(&r->body, IDB_RESP_BODY_MAX);
+}
+
+void
+idb_resp_free(struct idb_resp *r)
+{
+	if (r != NULL)
+		idb_buf_free(&r->body);
+}
+
+enum idb_err
+idb_resp_header(struct idb_resp *r, const char *name, const char *value)
+{
+	if (r->nhdr == IDB_RESP_HDR_MAX)
+		return IDB_E_TOOBIG;
+	r->hdr[r->nhdr].name = name;
+	r->hdr[r->nhdr].value = value;
+	r->nhdr++;
+	return IDB_OK;
+}
+
+enum idb_err
+idb_resp_json(struct idb_resp *r, int status, const cJSON *j)
+{
+	char *text = cJSON_PrintUnformatted(j);
+	enum idb_err e;
+
+	if (text == NULL)
+		return IDB_E_NOMEM;
+	idb_buf_reset(&r->body);
+	e = idb_buf_addstr(&r->body, text);
+	cJSON_free(text);
+	if (e == IDB_OK)
+		r->status = status;
+	return e;
+}
+
+void
+idb_resp_error(struct idb_resp *r, enum idb_err e, const cJSON *fields)
+{
+	const cJSON *f;
+
+	if (e == IDB_OK)
+		e = IDB_E_INTERNAL;
+	idb_buf_reset(&r->body);
+	r->status = idb_err_status(e);
+	r->content_type = "application/json; charset=utf-8";
+	idb_buf_addstr(&r->body, "{\"error\":{\"code\":\"");
+	idb_buf_addstr(&r->body, idb_err_code(e));
+	idb_buf_addstr(&r->body, "\",\"message\":\"");
+	idb_buf_addjson(&r->body, idb_err_message(e));
+	idb_buf_addstr(&r->body, "\"");
+	if (e == IDB_E_VALIDATION && fields != NULL) {
+		idb_buf_addstr(&r->body, ",\"fields\":{");
+		for (f = fields->child; f != NULL; f = f->next) {
+			if (f != fields->child)
+				idb_buf_addstr(&r->body, ",");
+			idb_buf_addstr(&r->body, "\"");
+			idb_buf_addjson(&r->body, f->string ? f->string : "");
+			idb_buf_addstr(&r->body, "\":\"");
+			idb_buf_addjson(&r->body, cJSON_IsString(f) ? f->valuestring : "invalid");
+			idb_buf_addstr(&r->body, "\"");
+		}
+		idb_buf_addstr(&r->body, "}");
+	}
+	idb_buf_addstr(&r->body, "}}");
+	if (r->status == 503 || r->status == 429) {
+		size_t i;
+		int have = 0;
+
+		for (i = 0; i < r->nhdr; i++)
+			if (strcmp(r->hdr[i].name, "Retry-After") == 0)
+				have = 1;
+		if (!have)
+			idb_resp_header(r, "Retry-After", r->status == 503 ? "30" : "900");
+	}
+}

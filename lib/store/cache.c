@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: ISC */
+/* The LRU cache of open org databases. */
+#include "store/cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/db.h"
+
+enum idb_err
+idb_cache_init(struct idb_cache *c, size_t max)
+{
+	memset(c, 0, sizeof(*c));
+	if (max == 0 || (c->v = calloc(max, sizeof(*c->v))) == NULL)
+		return IDB_E_NOMEM;
+	c->max = max;
+	return IDB_OK;
+}
+
+static void
+close_slot(struct idb_org_handle *h)
+{
+	idb_db_close(h->db);
+	if (h->keys != NULL)
+		sodium_free(h->keys);
+	memset(h, 0, sizeof(*h));
+}
+
+static void
+remove_at(struct idb_cache *c, size_t i)
+{
+	close_slot(&c->v[i]);
+	c->v[i] = c->v[c->n - 1];
+	memset(&c->v[c->n - 1], 0, sizeof(c->v[0]));
+	c->n--;
+}
+
+static enum idb_err
+open_slot(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const struct idb_master *m,
+          const char *org_id, struct idb_org_handle *h)
+{
+	char path[IDB_PATH_MAX];
+	struct stat before, after;
+	enum idb_err e;
+
+	memset(h, 0, sizeof(*h));
+	if ((e = idb_org_path(conf, org_id, path)) != IDB_OK)
+		return e;
+	if ((h->keys = sodium_malloc(sizeof(*h->keys))) == NULL)
+		return IDB_E_NOMEM;
+	if ((e = idb_reg_org_keys(reg, m, org_id, h->keys)) != IDB_OK)
+		goto fail;
+	if (stat(path, &before) != 0) {
+		e = IDB_E_NOT_FOUND;
+		goto fail;
+	}
+	if ((e = idb_org_open(conf, org_id, h->keys, 0, &h->db)) != IDB_OK)
+		goto fail;
+	/* Replaced while opening: take the file as it is now next time. */
+	if (stat(path, &after) != 0 || after.st_ino != before.st_ino || after.st_dev != before.st_dev)
+		before.st_ino = 0;
+	h->dev = before.st_dev;
+	h->ino = before.st_ino;
+	memcpy(h->org_id, org_id, strlen(org_id) + 1);
+	c->opens++;
+	return IDB_OK;
+fail:
+	close_slot(h);
+	return e;
+}
+
+enum idb_err
+idb_cache_get(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const struct idb_master *m,
+              const char *org_id, struct idb_org_handle **out)
+{
+	char path[IDB_PATH_MAX];
+	struct stat st;
+	size_t i, lru = 0;
+	enum idb_err e;
+
+	*out = NULL;
+	for (i = 0; i < c->n; i++) {
+		if (strcmp(c->v[i].org_id, org_id) != 0)
+			continue;
+		if (idb_org_path(conf, org_id, path) == IDB_OK && stat(path, &st) == 0 &&
+		    st.st_ino == c->v[i].ino && st.st_dev == c->v[i].dev) {
+			c->v[i].used = ++c->tick;
+			*out = &c->v[i];
+			return IDB_OK;
+		}
+		remove_at(c, i); /* the file was replaced or removed */
+		break;
+	}
+	if (c->n == c->max) {
+		for (i = 1; i < c->n; i++)
+			if (c->v[i].used < c->v[lru].used)
+				lru = i;
+		remove_at(c, lru);
+	}
+	if ((e = open_slot(c, conf, reg, m, org_id, &c->v[c->n])) != IDB_OK)
+		return e;
+	c->v[c->n].used = ++c->tick;
+	*out = &c->v[c->n++];
+	return IDB_OK;
+}
+
+void
+idb_cache_drop(struct idb_cache *c, const char *org_id)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		if (strcmp(c->v[i].org_id, org_id) == 0) {
+			remove_at(c, i);
+			return;
+		}
+}
+
+void
+idb_cache_free(struct idb_cache *c)
+{
+	if (c == NULL)
+		return;
+	while (c->n > 0)
+		remove_at(c, c->n - 1);
+	free(c->v);
+	c->v = NULL;
+	c->max = 0;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Opening SQLCipher files: raw 256-bit key (no PBKDF2 on open), WAL,
+ * synchronous=FULL, foreign keys on, a busy timeout. A wrong key fails here,
+ * at open, with IDB_E_BADKEY.
+ */
+#ifndef IDB_STORE_DB_H
+#define IDB_STORE_DB_H
+
+#include <sqlite3.h>
+#include "core/err.h"
+#include "crypto/key.h"
+
+#define IDB_DB_CREATE 0x1   /* create the file if it does not exist */
+#define IDB_DB_READONLY 0x2 /* open read-only (SQLITE_OPEN_READONLY) */
+#define IDB_DB_BUSY_MS 10000
+
+/* Opens path with key; *out is owned by the caller (sqlite3_close). */
+enum idb_err idb_db_open(const char *path, const unsigned char key[IDB_KEY_LEN], int flags, sqlite3 **out);
+/* Runs a fixed statement without parameters (BEGIN, COMMIT, ROLLBACK ...). */
+enum idb_err idb_db_exec(sqlite3 *, const char *sql);
+/* Closes; NULL is fine. */
+void idb_db_close(sqlite3 *);
+
+#endif

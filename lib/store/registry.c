@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: ISC */
+/* The registry: data folder initialisation, orgs and their keys. */
+#include "store/registry.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/db.h"
+#include "store/mig.h"
+
+static const char sql_org_find[] = "SELECT id, slug, name, state, created_at FROM orgs WHERE slug = ?";
+static const char sql_org_list[] = "SELECT id, slug, name, state, created_at FROM orgs ORDER BY slug";
+static const char sql_org_insert[] = "INSERT INTO orgs (id, slug, name, state, created_at) VALUES (?, ?, ?, 'active', ?)";
+static const char sql_key_insert[] = "INSERT INTO org_keys (org_id, purpose, version, wrapped, created_at) VALUES (?, ?, ?, ?, ?)";
+static const char sql_key_current[] =
+    "SELECT version, wrapped FROM org_keys WHERE org_id = ? AND purpose = ? ORDER BY version DESC LIMIT 1";
+static const char sql_sign_insert[] =
+    "INSERT INTO deployment_keys (purpose, version, public_key, wrapped, created_at) VALUES ('log-sign', 1, ?, ?, ?)";
+static const char sql_sign_public[] =
+    "SELECT public_key FROM deployment_keys WHERE purpose = 'log-sign' ORDER BY version DESC LIMIT 1";
+static const char sql_org_settings[] =
+    "INSERT INTO settings (id, name, updated_at) VALUES (1, ?, ?)";
+
+int
+idb_slug_valid(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n < 2 || n > IDB_SLUG_MAX)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9'))
+			continue;
+		if (s[i] == '-' && i > 0)
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
+int
+idb_org_name_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t chars = 0;
+
+	/* Control characters are refused; the UTF-8 itself is checked by the JSON/CLI layer. */
+	for (; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+		if ((*p & 0xc0) != 0x80)
+			chars++;
+	}
+	return chars >= 1 && chars <= IDB_ORG_NAME_MAX;
+}
+
+static enum idb_err
+path_join(char out[IDB_PATH_MAX], const char *a, const char *b, const char *c)
+{
+	int n = snprintf(out, IDB_PATH_MAX, "%s%s%s", a, b, c);
+
+	return n > 0 && n < IDB_PATH_MAX ? IDB_OK : IDB_E_TOOBIG;
+}
+
+enum idb_err
+idb_reg_path(const struct idb_conf *c, char out[IDB_PATH_MAX])
+{
+	return path_join(out, c->data_dir, "/registry.db", "");
+}
+
+enum idb_err
+idb_org_path(const struct idb_conf *c, const char *org_id, char out[IDB_PATH_MAX])
+{
+	char dir[IDB_PATH_MAX];
+	enum idb_err e;
+
+	if (!idb_id_valid(org_id, 'o'))
+		return IDB_E_NOT_FOUND;
+	if ((e = path_join(dir, c->data_dir, "/orgs/", org_id)) != IDB_OK)
+		return e;
+	return path_join(out, dir, ".db", "");
+}
+
+static enum idb_err
+mkdir_private(const char *path)
+{
+	struct stat st;
+
+	if (mkdir(path, 0700) == 0)
+		return IDB_OK;
+	if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return chmod(path, 0700) == 0 ? IDB_OK : IDB_E_IO;
+	return IDB_E_IO;
+}
+
+static enum idb_err
+step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return IDB_OK;
+	return rc == SQLITE_CONSTRAINT ? IDB_E_EXISTS : IDB_E_DB;
+}
+
+static enum idb_err
+make_sign_key(sqlite3 *reg, const struct idb_master *m)
+{
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES], seed[crypto_sign_SEEDBYTES];
+	unsigned char sk[crypto_sign_SECRETKEYBYTES], wrapped[IDB_WRAP_LEN(crypto_sign_SEEDBYTES)];
+	char now[IDB_TIME_LEN];
+	sqlite3_stmt *st = NULL;
+	enum idb_err e = IDB_E_DB;
+
+	randombytes_buf(seed, sizeof(seed));
+	if (crypto_sign_seed_keypair(pk, sk, seed) != 0) {
+		e = IDB_E_CRYPTO;
+		goto out;
+	}
+	if ((e = idb_key_wrap(m, "deployment", "log-sign", 1, seed, sizeof(seed), wrapped)) != IDB_OK)
+		goto out;
+	idb_time_now(now);
+	if (sqlite3_prepare_v2(reg, sql_sign_insert, -1, &st, NULL) != SQLITE_OK) {
+		e = IDB_E_DB;
+		goto out;
+	}
+	sqlite3_bind_blob(st, 1, pk, sizeof(pk), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, wrapped, sizeof(wrapped), SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
+	e = step_done(st);
+out:
+	sqlite3_finalize(st);
+	sodium_memzero(seed, sizeof(seed));
+	sodium_memzero(sk, sizeof(sk));
+	return e;
+}
+
+enum idb_err
+idb_reg_init(const struct idb_conf *c, char *err, size_t errlen)
+{
+	char path[IDB_PATH_MAX], sub[IDB_PATH_MAX];
+	unsigned char rkey[IDB_KEY_LEN];
+	struct idb_master *m = NULL;
+	sqlite3 *reg = NULL;
+	struct stat st;
+	enum idb_err e;
+	int applied;
+
+	if ((e = mkdir_private(c->data_dir)) != IDB_OK) {
+		snprintf(err, errlen, "%s: cannot create the data folder", c->data_dir);
+		return e;
+	}
+	if ((e = path_join(sub, c->data_dir, "/orgs", "")) != IDB_OK || (e = mkdir_private(sub)) != IDB_OK ||
+	    (e = path_join(sub, c->data_dir, "/backups", "")) != IDB_OK || (e = mkdir_private(sub)) != IDB_OK) {
+		snprintf(err, errlen, "%s: cannot create orgs/ or backups/", c->data_dir);
+		return e;
+	}
+	if ((e = idb_reg_path(c, path)) != IDB_OK)
+		return e;
+	if (stat(path, &st) == 0) {
+		snprintf(err, errlen, "%s: already initialised", path);
+		return IDB_E_EXISTS;
+	}
+	if ((e = idb_key_master_create(c->master_key_file)) != IDB_OK) {
+		snprintf(err, errlen, "%s: %s", c->master_key_file,
+		         e == IDB_E_EXISTS ? "a master key is already there" : "cannot write the master key");
+		return e;
+	}
+	if ((e = idb_key_master_load(c->master_key_file, &m)) != IDB_OK ||
+	    (e = idb_key_registry(m, rkey)) != IDB_OK) {
+		snprintf(err, errlen, "%s: %s", c->master_key_file, idb_err_str(e));
+		goto out;
+	}
+	if ((e = idb_db_open(path, rkey, IDB_DB_CREATE, &reg)) != IDB_OK) {
+		snprintf(err, errlen, "%s: %s", path, idb_err_str(e));
+		goto out;
+	}
+	if ((e = idb_mig_apply(reg, &idb_mig_registry, NULL, NULL, &applied, err, errlen)) != IDB_OK)
+		goto out;
+	if ((e = make_sign_key(reg, m)) != IDB_OK)
+		snprintf(err, errlen, "log-signing key: %s", idb_err_str(e));
+out:
+	sodium_memzero(rkey, sizeof(rkey));
+	idb_db_close(reg);
+	idb_key_master_free(m);
+	return e;
+}
+
+enum idb_err
+idb_reg_open(const struct idb_conf *c, const struct idb_master *m, int flags, sqlite3 **out)
+{
+	unsigned char rkey[IDB_KEY_LEN];
+	char path[IDB_PATH_MAX];
+	enum idb_err e;
+
+	*out = NULL;
+	if ((e = idb_reg_path(c, path)) != IDB_OK || (e = idb_key_registry(m, rkey)) != IDB_OK)
+		return e;
+	e = idb_db_open(path, rkey, flags & ~IDB_DB_CREATE, out);
+	sodium_memzero(rkey, sizeof(rkey));
+	if (e == IDB_OK && (e = idb_mig_check(*out, &idb_mig_registry)) != IDB_OK &&
+	    e != IDB_E_SCHEMA_BEHIND) {
+		idb_db_close(*out);
+		*out = NULL;
+	}
+	/* A registry that is behind is opened anyway: only migrate may use it (the caller checks). */
+	return e;
+}
+
+static void
+copy_col(char *dst, size_t size, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t n = t ? strlen((const char *)t) : 0;
+
+	if (n >= size)
+		n = size - 1;
+	if (n)
+		memcpy(dst, t, n);
+	dst[n] = '\0';
+}
+
+static void
+row_org(sqlite3_stmt *st, struct idb_org *o)
+{
+	copy_col(o->id, sizeof(o->id), st, 0);
+	copy_col(o->slug, sizeof(o->slug), st, 1);
+	copy_col(o->name, sizeof(o->name), st, 2);
+	copy_col(o->state, sizeof(o->state), st, 3);
+	copy_col(o->created_at, sizeof(o->created_at), st, 4);
+}
+
+enum idb_err
+idb_reg_org_find(sqlite3 *reg, const char *slug, struct idb_org *out)
+{
+	sqlite3_stmt *st = NULL;
+	enum idb_err e;
+	int rc;
+
+	if (!idb_slug_valid(slug))
+		return IDB_E_NOT_FOUND;
+	if (sqlite3_prepare_v2(reg, sql_org_find, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_text(st, 1, slug, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		row_org(st, out);
+		e = IDB_OK;
+	} else
+		e = rc == SQLITE_DONE ? IDB_E_NOT_FOUND : IDB_E_DB;
+	sqlite3_finalize(st);
+	return e;
+}
+
+enum idb_err
+idb_reg_org_list(sqlite3 *reg, void (*fn)(const struct idb_org *, void *), void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	struct idb_org o;
+	int rc;
+
+	if (sqlite3_prepare_v2(reg, sql_org_list, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_org(st, &o);
+		fn(&o, arg);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? IDB_OK : IDB_E_DB;
+}
+
+static enum idb_err
+load_key(sqlite3 *reg, const struct idb_master *m, const char *org_id, const char *purpose,
+         unsigned char key[IDB_KEY_LEN], unsigned *version)
+{
+	sqlite3_stmt *st = NULL;
+	enum idb_err e = IDB_E_DB;
+	int rc;
+
+	if (sqlite3_prepare_v2(reg, sql_key_current, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_text(st, 1, org_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, purpose, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*version = (unsigned)sqlite3_column_int(st, 0);
+		e = idb_key_unwrap(m, org_id, purpose, *version, sqlite3_column_blob(st, 1),
+		                   (size_t)sqlite3_column_bytes(st, 1), key, IDB_KEY_LEN);
+	} else if (rc == SQLITE_DONE)
+		e = IDB_E_NOT_FOUND;
+	sqlite3_finalize(st);
+	return e;
+}
+
+enum idb_err
+idb_reg_org_keys(sqlite3 *reg, const struct idb_master *m, const char *org_id, struct idb_org_keys *k)
+{
+	enum idb_err e;
+
+	if ((e = load_key(reg, m, org_id, "db", k->db, &k->db_version)) != IDB_OK ||
+	    (e = load_key(reg, m, org_id, "field", k->field, &k->field_version)) != IDB_OK)
+		idb_org_keys_wipe(k);
+	return e;
+}
+
+void
+idb_org_keys_wipe(struct idb_org_keys *k)
+{
+	sodium_memzero(k, sizeof(*k));
+}
+
+enum idb_err
+idb_org_open(const struct idb_conf *c, const char *org_id, const struct idb_org_keys *k, int flags,
+             sqlite3 **out)
+{
+	char path[IDB_PATH_MAX];
+	enum idb_err e;
+
+	if ((e = idb_org_path(c, org_id, path)) != IDB_OK)
+		return e;
+	if ((e = idb_db_open(path, k->db, flags, out)) != IDB_OK)
+		return e;
+	if ((e = idb_mig_check(*out, &idb_mig_org)) != IDB_OK && !(flags & IDB_DB_CREATE)) {
+		idb_db_close(*out);
+		*out = NULL;
+	}
+	return (flags & IDB_DB_CREATE) ? IDB_OK : e;
+}
+
+static enum idb_err
+insert_key(sqlite3_stmt *st, const struct idb_master *m, const char *org_id, const char *purpose,
+           const unsigned char key[IDB_KEY_LEN], const char *now)
+{
+	unsigned char wrapped[IDB_WRAP_LEN(IDB_KEY_LEN)];
+	enum idb_err e;
+
+	if ((e = idb_key_wrap(m, org_id, purpose, 1, key, IDB_KEY_LEN, wrapped)) != IDB_OK)
+		return e;
+	sqlite3_bind_text(st, 1, org_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, 1);
+	sqlite3_bind_blob(st, 4, wrapped, sizeof(wrapped), SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+	return step_done(st);
+}
+
+enum idb_err
+idb_reg_org_create(const struct idb_conf *c, sqlite3 *reg, const struct idb_master *m, const char *slug,
+                   const char *name, struct idb_org *out, char *err, size_t errlen)
+{
+	struct idb_org_keys k;
+	char path[IDB_PATH_MAX], now[IDB_TIME_LEN];
+	sqlite3_stmt *st = NULL, *sk = NULL;
+	sqlite3 *odb = NULL;
+	enum idb_err e;
+	int applied, in_tx = 0, made_file = 0;
+
+	memset(&k, 0, sizeof(k));
+	if (!idb_slug_valid(slug)) {
+		snprintf(err, errlen, "slug must match ^[a-z0-9][a-z0-9-]{1,39}$");
+		return IDB_E_VALIDATION;
+	}
+	if (!idb_org_name_valid(name)) {
+		snprintf(err, errlen, "name must be 1 to %d characters without control characters", IDB_ORG_NAME_MAX);
+		return IDB_E_VALIDATION;
+	}
+	memset(out, 0, sizeof(*out));
+	idb_id_new('o', out->id);
+	memcpy(out->slug, slug, strlen(slug) + 1);
+	memcpy(out->name, name, strlen(name) + 1);
+	memcpy(out->state, "active", 7);
+	idb_time_now(now);
+	memcpy(out->created_at, now, sizeof(now));
+	randombytes_buf(k.db, sizeof(k.db));
+	randombytes_buf(k.field, sizeof(k.field));
+
+	if ((e = idb_db_exec(reg, "BEGIN IMMEDIATE")) != IDB_OK)
+		goto dberr;
+	in_tx = 1;
+	if (sqlite3_prepare_v2(reg, sql_org_insert, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(reg, sql_key_insert, -1, &sk, NULL) != SQLITE_OK) {
+		e = IDB_E_DB;
+		goto dberr;
+	}
+	sqlite3_bind_text(st, 1, out->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, slug, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
+	if ((e = step_done(st)) != IDB_OK) {
+		snprintf(err, errlen, e == IDB_E_EXISTS ? "an org with slug '%s' exists" : "registry: cannot add '%s'", slug);
+		goto out;
+	}
+	if ((e = insert_key(sk, m, out->id, "db", k.db, now)) != IDB_OK ||
+	    (e = insert_key(sk, m, out->id, "field", k.field, now)) != IDB_OK)
+		goto dberr;
+
+	/* The org's own database, created and migrated before the registry commits. */
+	if ((e = idb_org_path(c, out->id, path)) != IDB_OK)
+		goto dberr;
+	if ((e = idb_db_open(path, k.db, IDB_DB_CREATE, &odb)) != IDB_OK) {
+		snprintf(err, errlen, "%s: %s", path, idb_err_str(e));
+		goto out;
+	}
+	made_file = 1;
+	if ((e = idb_mig_apply(odb, &idb_mig_org, NULL, NULL, &applied, err, errlen)) != IDB_OK)
+		goto out;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(odb, sql_org_settings, -1, &st, NULL) != SQLITE_OK) {
+		e = IDB_E_DB;
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(odb));
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+	if ((e = step_done(st)) != IDB_OK) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(odb));
+		goto out;
+	}
+	if ((e = idb_db_exec(reg, "COMMIT")) != IDB_OK)
+		goto dberr;
+	in_tx = 0;
+	goto out;
+dberr:
+	snprintf(err, errlen, "registry: %s", sqlite3_errmsg(reg));
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(sk);
+	if (in_tx)
+		idb_db_exec(reg, "ROLLBACK");
+	idb_db_close(odb);
+	if (e != IDB_OK && made_file) {
+		char extra[IDB_PATH_MAX + 8];
+
+		unlink(path);
+		if (snprintf(extra, sizeof(extra), "%s-wal", path) < (int)sizeof(extra))
+			unlink(extra);
+		if (snprintf(extra, sizeof(extra), "%s-shm", path) < (int)sizeof(extra))
+			unlink(extra);
+	}
+	idb_org_keys_wipe(&k);
+	return e;
+}
+
+enum idb_err
+idb_reg_schema(sqlite3 *reg, int *version)
+{
+	return idb_mig_current(reg, &idb_mig_registry, version);
+}
+
+enum idb_err
+idb_reg_sign_public(sqlite3 *reg, unsigned char pk[crypto_sign_PUBLICKEYBYTES])
+{
+	sqlite3_stmt *st = NULL;
+	enum idb_err e = IDB_E_NOT_FOUND;
+
+	if (sqlite3_prepare_v2(reg, sql_sign_public, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == crypto_sign_PUBLICKEYBYTES) {
+		memcpy(pk, sqlite3_column_blob(st, 0), crypto_sign_PUBLICKEYBYTES);
+		e = IDB_OK;
+	}
+	sqlite3_finalize(st);
+	return e;
+}
