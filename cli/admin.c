@@ -8,11 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
+#include "auth/auth.h"
+#include "auth/settings.h"
 #include "auth/users.h"
 #include "conf/conf.h"
 #include "crypto/key.h"
@@ -47,6 +50,7 @@ usage(void)
 	        "  init\n"
 	        "  org create --slug S --name N\n"
 	        "  org list [--json]\n"
+	        "  org settings --org S [--require-mfa on|off] [--ip-allowlist CIDR,...] [--notify-sysadmin-access on|off]\n"
 	        "  user add --org S --email E --name N --role admin|member|readonly [--password-stdin]\n"
 	        "  user list --org S [--json]\n"
 	        "  migrate [--dry-run]\n");
@@ -333,6 +337,64 @@ cmd_user_list(struct cli *c)
 	return rc;
 }
 
+/* "on" -> 1, "off" -> 0, else -1. */
+static int
+onoff(const char *v)
+{
+	if (v == NULL)
+		return -1;
+	return strcmp(v, "on") == 0 ? 1 : strcmp(v, "off") == 0 ? 0 : -1;
+}
+
+static int
+cmd_org_settings(struct cli *c)
+{
+	static const char *const vals[] = {"--org", "--require-mfa", "--ip-allowlist", "--notify-sysadmin-access", NULL};
+	const char *slug = opt(c, "--org"), *mfa = opt(c, "--require-mfa"), *ips = opt(c, "--ip-allowlist"),
+	           *notify = opt(c, "--notify-sysadmin-access");
+	struct idb_settings *s = NULL;
+	struct idb_org o;
+	sqlite3 *db = NULL;
+	cJSON *j;
+	enum idb_err e;
+	int rc = 0;
+
+	if (check_opts(c, vals, NULL) != 0 || slug == NULL || (mfa && onoff(mfa) < 0) || (notify && onoff(notify) < 0))
+		return usage();
+	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db) != 0)
+		return EXIT_FAILURE;
+	if ((s = calloc(1, sizeof(*s))) == NULL || idb_settings_load(db, s) != IDB_OK) {
+		rc = fail("org settings", "cannot read the settings");
+		goto out;
+	}
+	if (mfa != NULL)
+		s->require_mfa = onoff(mfa);
+	if (notify != NULL)
+		s->notify_sysadmin_access = onoff(notify);
+	if (ips != NULL && idb_settings_set_allowlist(s, ips) != IDB_OK) {
+		rc = fail("--ip-allowlist", "expected IPv4/IPv6 addresses or CIDR ranges, separated by commas");
+		goto out;
+	}
+	if (mfa != NULL || notify != NULL || ips != NULL) {
+		if ((e = idb_db_begin(db)) == IDB_OK && (e = idb_settings_save(db, s)) == IDB_OK &&
+		    (e = idb_auth_event(db, time(NULL), "settings_updated", "", "", "", "via=server")) == IDB_OK)
+			e = idb_db_commit(db);
+		if (e != IDB_OK) {
+			idb_db_rollback(db);
+			rc = fail("org settings", idb_err_str(e));
+			goto out;
+		}
+	}
+	if ((j = idb_settings_json(s)) != NULL) {
+		rc = print_json(j);
+		cJSON_Delete(j);
+	}
+out:
+	free(s);
+	idb_db_close(db);
+	return rc;
+}
+
 struct mig_print {
 	const char *db;
 	int dry;
@@ -420,6 +482,7 @@ static const struct command commands[] = {
 	{"init", NULL, cmd_init},
 	{"org", "create", cmd_org_create},
 	{"org", "list", cmd_org_list},
+	{"org", "settings", cmd_org_settings},
 	{"user", "add", cmd_user_add},
 	{"user", "list", cmd_user_list},
 	{"migrate", NULL, cmd_migrate},

@@ -238,6 +238,10 @@ stop_all(void)
 	sigset_t set;
 	unsigned died;
 
+	size_t i;
+
+	for (i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
+		slots[i].retiring = 1; /* their exits are expected now */
 	signal_all(SIGTERM, 1);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	sigemptyset(&set);

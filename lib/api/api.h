@@ -7,20 +7,27 @@
 #ifndef IDB_API_API_H
 #define IDB_API_API_H
 
+#include <time.h>
 #include <sqlite3.h>
+#include "auth/auth.h"
+#include "auth/settings.h"
+#include "auth/users.h"
 #include "conf/conf.h"
 #include "crypto/key.h"
 #include "http/req.h"
 #include "http/route.h"
 #include "store/cache.h"
 #include "store/registry.h"
+#include "valid/valid.h"
 
 struct idb_app {
-	const struct idb_conf *conf;    /* borrowed; outlives the app */
+	const struct idb_conf *conf;     /* borrowed; outlives the app */
 	const struct idb_master *master; /* borrowed */
-	sqlite3 *reg;                   /* owned */
-	struct idb_cache cache;         /* owned */
-	int reg_schema;                 /* registry schema version at open */
+	sqlite3 *reg;                    /* owned */
+	struct idb_cache cache;          /* owned */
+	int reg_schema;                  /* registry schema version at open */
+	char dummy_hash[128];            /* Argon2id of a random password: unknown emails cost the same */
+	int cookie_secure;               /* 0 only for plain HTTP on loopback (make run, tests) */
 };
 
 struct idb_ctx {
@@ -28,8 +35,14 @@ struct idb_ctx {
 	struct idb_req *req;
 	struct idb_resp *resp;
 	const struct idb_route *route;
+	time_t now;
 	struct idb_org org;            /* for IDB_RF_ORG routes */
 	struct idb_org_handle *oh;     /* the org's open database */
+	struct idb_settings *settings; /* loaded by the guard (arena) */
+	int have_session;
+	struct idb_session sess;       /* when have_session */
+	struct idb_user user;          /* the session's user */
+	cJSON *fields;                 /* the 422 messages, freed with the request */
 };
 
 extern const struct idb_route idb_routes[];
@@ -42,12 +55,38 @@ void idb_app_free(struct idb_app *);
 /* Routes, guards and runs one request; resp always holds an answer after it. */
 void idb_app_handle(struct idb_app *, struct idb_req *, struct idb_resp *);
 
-/* The guard of org routes: org -> open database (-> session, MFA, role, CSRF). */
+/* The guard of org routes, in order: org -> open database -> IP allow-list ->
+ * session -> second factor -> MFA enrollment -> role -> CSRF. */
 enum idb_err idb_guard_org(struct idb_ctx *);
+
+/* Shared by handlers (lib/api/util.c). */
+/* Parses and validates the body against a field table; on 422 the messages go to x->fields. */
+enum idb_err idb_api_body(struct idb_ctx *, const struct idb_vfield *, size_t, struct idb_vvalue *);
+/* Answers status with j (which is freed). */
+enum idb_err idb_api_reply(struct idb_ctx *, int status, cJSON *j);
+/* Set-Cookie for a new session token, or to clear it (token NULL). */
+enum idb_err idb_api_cookie(struct idb_ctx *, const char *token);
+/* Adds a field message for a 422 found after the table check. */
+enum idb_err idb_api_invalid(struct idb_ctx *, const char *field, const char *msg);
+/* Parses ?limit= (1..200, default 50); IDB_E_BAD_REQUEST when malformed. */
+enum idb_err idb_api_limit(struct idb_ctx *, int *limit);
 
 /* Handlers. */
 enum idb_err idb_api_health(struct idb_ctx *);
 enum idb_err idb_api_log_key(struct idb_ctx *);
+enum idb_err idb_api_login(struct idb_ctx *);
+enum idb_err idb_api_login_mfa(struct idb_ctx *);
 enum idb_err idb_api_session_get(struct idb_ctx *);
+enum idb_err idb_api_logout(struct idb_ctx *);
+enum idb_err idb_api_totp_enroll(struct idb_ctx *);
+enum idb_err idb_api_totp_confirm(struct idb_ctx *);
+enum idb_err idb_api_totp_disable(struct idb_ctx *);
+enum idb_err idb_api_password(struct idb_ctx *);
+enum idb_err idb_api_users_list(struct idb_ctx *);
+enum idb_err idb_api_users_create(struct idb_ctx *);
+enum idb_err idb_api_users_update(struct idb_ctx *);
+enum idb_err idb_api_users_mfa_reset(struct idb_ctx *);
+enum idb_err idb_api_settings_get(struct idb_ctx *);
+enum idb_err idb_api_settings_patch(struct idb_ctx *);
 
 #endif

@@ -1,27 +1,48 @@
 /* SPDX-License-Identifier: ISC */
-/* The application: worker-lifetime state and the request dispatch. */
+/* The application: worker-lifetime state, the guard and the request dispatch. */
 #include "api/api.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "crypto/pw.h"
 #include "store/db.h"
 #include "store/mig.h"
+
+static int
+loopback_http(const char *url)
+{
+	static const char *dev[] = {"http://127.", "http://localhost:", "http://localhost/", "http://[::1]"};
+	size_t i;
+
+	for (i = 0; i < sizeof(dev) / sizeof(dev[0]); i++)
+		if (strncmp(url, dev[i], strlen(dev[i])) == 0)
+			return 1;
+	return 0;
+}
 
 enum idb_err
 idb_app_init(struct idb_app *a, const struct idb_conf *c, const struct idb_master *m)
 {
+	char pw[21];
 	enum idb_err e;
 
 	memset(a, 0, sizeof(*a));
 	a->conf = c;
 	a->master = m;
+	/* Cookies lose Secure only when the deployment itself is plain HTTP on loopback. */
+	a->cookie_secure = !loopback_http(c->public_url);
 	if ((e = idb_reg_open(c, m, 0, &a->reg)) != IDB_OK)
 		goto fail;
 	if ((e = idb_reg_schema(a->reg, &a->reg_schema)) != IDB_OK)
 		goto fail;
 	if ((e = idb_cache_init(&a->cache, c->org_cache)) != IDB_OK)
+		goto fail;
+	idb_pw_generate(pw);
+	e = idb_pw_hash(pw, a->dummy_hash);
+	sodium_memzero(pw, sizeof(pw));
+	if (e != IDB_OK)
 		goto fail;
 	return IDB_OK;
 fail:
@@ -39,11 +60,27 @@ idb_app_free(struct idb_app *a)
 	a->reg = NULL;
 }
 
+static unsigned
+role_bit(const char *role)
+{
+	if (strcmp(role, "admin") == 0)
+		return IDB_ROLE_ADMIN;
+	if (strcmp(role, "member") == 0)
+		return IDB_ROLE_MEMBER;
+	if (strcmp(role, "readonly") == 0)
+		return IDB_ROLE_READONLY;
+	return 0;
+}
+
 enum idb_err
 idb_guard_org(struct idb_ctx *x)
 {
+	const struct idb_route *rt = x->route;
+	const char *token, *csrf;
+	sqlite3 *db;
 	enum idb_err e;
 
+	/* The org, and its database at the right schema. */
 	if ((e = idb_reg_org_find(x->app->reg, x->req->params[0], &x->org)) != IDB_OK)
 		return e;
 	if (strcmp(x->org.state, "active") != 0)
@@ -53,11 +90,48 @@ idb_guard_org(struct idb_ctx *x)
 		return IDB_E_UNAVAILABLE;
 	if (e != IDB_OK)
 		return e;
-	if (x->route->flags & IDB_RF_NOSESSION)
+	db = x->oh->db;
+
+	/* The org's IP allow-list applies to everything, the login included. */
+	if ((x->settings = idb_arena_alloc(x->req->arena, sizeof(*x->settings))) == NULL)
+		return IDB_E_NOMEM;
+	if ((e = idb_settings_load(db, x->settings)) != IDB_OK)
+		return e;
+	if (!idb_settings_ip_allowed(x->settings, x->req->client_ip))
+		return IDB_E_IP_NOT_ALLOWED;
+	if (rt->flags & IDB_RF_NOSESSION)
 		return IDB_OK;
-	/* Sessions (issue 3) are not implemented yet: no request carries a valid
-	 * one, so every session-bound route fails closed here. */
-	return IDB_E_UNAUTHENTICATED;
+
+	/* The session, and its user, who must still be active. */
+	token = idb_req_cookie(x->req, "immidb_session");
+	if ((e = idb_session_find(db, token, x->now, x->settings->idle_minutes, &x->sess)) != IDB_OK)
+		return e;
+	if ((e = idb_user_get(db, x->sess.user_id, &x->user)) != IDB_OK || x->user.disabled) {
+		idb_session_delete(db, x->sess.hash);
+		return e == IDB_OK || e == IDB_E_NOT_FOUND ? IDB_E_UNAUTHENTICATED : e;
+	}
+	x->have_session = 1;
+
+	/* The second factor: pending sessions reach only the MFA step (and log out). */
+	if (x->sess.mfa_pending && !(rt->flags & IDB_RF_MFA_STEP))
+		return IDB_E_MFA_REQUIRED;
+	if (!x->sess.mfa_pending && (rt->flags & IDB_RF_MFA_STEP) && !(rt->flags & IDB_RF_ENROLL))
+		return IDB_E_CONFLICT; /* the second factor was already given */
+	if (x->settings->require_mfa && !x->user.mfa_enabled && !(rt->flags & IDB_RF_ENROLL))
+		return IDB_E_MFA_ENROLLMENT_REQUIRED;
+
+	/* The role, from the route table. */
+	if (!(rt->roles & role_bit(x->user.role)))
+		return IDB_E_FORBIDDEN;
+
+	/* CSRF for every state-changing call, compared in constant time. */
+	if (strcmp(x->req->method, "GET") != 0 && strcmp(x->req->method, "HEAD") != 0) {
+		csrf = x->req->csrf_token;
+		if (csrf == NULL || strlen(csrf) != strlen(x->sess.csrf) ||
+		    sodium_memcmp(csrf, x->sess.csrf, strlen(x->sess.csrf)) != 0)
+			return IDB_E_CSRF_FAILED;
+	}
+	return IDB_OK;
 }
 
 void
@@ -70,17 +144,21 @@ idb_app_handle(struct idb_app *a, struct idb_req *req, struct idb_resp *resp)
 	x.app = a;
 	x.req = req;
 	x.resp = resp;
+	x.now = time(NULL);
 	idb_req_client_ip(req, &a->conf->proxies);
 	if ((x.route = idb_route_find(idb_routes, idb_routes_n, req, &e)) == NULL)
 		goto out;
 	if ((x.route->flags & IDB_RF_ORG) && (e = idb_guard_org(&x)) != IDB_OK)
 		goto out;
 	e = x.route->fn(&x);
+	if (x.oh != NULL)
+		idb_db_rollback(x.oh->db); /* a handler that failed mid-transaction */
 out:
 	if (e != IDB_OK) {
 		if (idb_err_status(e) >= 500)
 			fprintf(stderr, "immidb-fcgi[%ld]: %s %s: %s\n", (long)getpid(), req->method,
 			        x.route ? x.route->pattern : "(no route)", idb_err_str(e));
-		idb_resp_error(resp, e, NULL);
+		idb_resp_error(resp, e, x.fields);
 	}
+	sodium_memzero(&x.sess, sizeof(x.sess));
 }

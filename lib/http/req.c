@@ -178,6 +178,7 @@ idb_json_parse(const char *buf, size_t len, cJSON **out)
 {
 	const unsigned char *s = (const unsigned char *)buf;
 	int depth = 0, instr = 0, n;
+	const char *end = NULL;
 	size_t i;
 	cJSON *j;
 
@@ -206,9 +207,16 @@ idb_json_parse(const char *buf, size_t len, cJSON **out)
 		} else if (s[i] == '}' || s[i] == ']')
 			depth--;
 	}
-	j = cJSON_ParseWithLengthOpts(buf, len, NULL, 1);
+	j = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
 	if (j == NULL)
 		return IDB_E_INVALID_JSON;
+	/* Only white space may follow the value. */
+	while (end < buf + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+		end++;
+	if (end != buf + len) {
+		cJSON_Delete(j);
+		return IDB_E_INVALID_JSON;
+	}
 	if (!cJSON_IsObject(j)) {
 		cJSON_Delete(j);
 		return IDB_E_INVALID_JSON;

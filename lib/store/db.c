@@ -72,3 +72,25 @@ idb_db_close(sqlite3 *db)
 	if (db != NULL)
 		sqlite3_close(db);
 }
+
+enum idb_err
+idb_db_begin(sqlite3 *db)
+{
+	return idb_db_exec(db, "BEGIN IMMEDIATE");
+}
+
+enum idb_err
+idb_db_commit(sqlite3 *db)
+{
+	if (idb_db_exec(db, "COMMIT") == IDB_OK)
+		return IDB_OK;
+	idb_db_rollback(db);
+	return IDB_E_DB;
+}
+
+void
+idb_db_rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}

@@ -19,6 +19,10 @@
 enum idb_err idb_db_open(const char *path, const unsigned char key[IDB_KEY_LEN], int flags, sqlite3 **out);
 /* Runs a fixed statement without parameters (BEGIN, COMMIT, ROLLBACK ...). */
 enum idb_err idb_db_exec(sqlite3 *, const char *sql);
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
+enum idb_err idb_db_begin(sqlite3 *);
+enum idb_err idb_db_commit(sqlite3 *);
+void idb_db_rollback(sqlite3 *);
 /* Closes; NULL is fine. */
 void idb_db_close(sqlite3 *);
 

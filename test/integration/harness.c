@@ -238,6 +238,12 @@ write_file(const char *path, const char *text, mode_t mode)
 int
 h_start(struct h_env *env, int workers)
 {
+	return h_start_with(env, workers, "");
+}
+
+int
+h_start_with(struct h_env *env, int workers, const char *trusted_proxies)
+{
 	char conf[2048], port[16], out[4096], err[4096];
 	const char *user = getuid() == 0 ? "nobody nogroup" : NULL;
 	char *ngx_argv[12];
@@ -265,8 +271,8 @@ h_start(struct h_env *env, int workers)
 	      "workers = %d\n"
 	      "log_origin = test.immidb.localhost\n"
 	      "public_url = %s\n"
-	      "trusted_proxies =\n",
-	      env->data, env->sock, getuid() == 0 ? "nogroup" : "", workers, env->base) ||
+	      "trusted_proxies = %s\n",
+	      env->data, env->sock, getuid() == 0 ? "nogroup" : "", workers, env->base, trusted_proxies) ||
 	    write_file(env->conf, conf, 0600) != 0)
 		return -1;
 	if ((rc = h_admin(env, NULL, out, sizeof(out), err, sizeof(err), "init", NULL)) != 0) {

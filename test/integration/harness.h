@@ -38,6 +38,9 @@ struct h_resp {
 /* Creates the folder and configuration, runs `immidb-admin init`, starts
  * immidb-fcgi and nginx and waits until health answers. 0 on success. */
 int h_start(struct h_env *, int workers);
+/* The same, with a trusted_proxies value (e.g. "127.0.0.1", so that tests can
+ * speak for other client addresses through X-Forwarded-For). */
+int h_start_with(struct h_env *, int workers, const char *trusted_proxies);
 /* Stops everything and removes the folder. Returns -1 if a sanitizer
  * reported an error in the server's log. */
 int h_stop(struct h_env *);
