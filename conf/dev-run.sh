@@ -64,8 +64,8 @@ fcgi=""
 ngx=""
 stop() {
 	trap - INT TERM EXIT
-	[ -n "$ngx" ] && kill -QUIT "$ngx" 2>/dev/null
-	[ -n "$fcgi" ] && kill -TERM "$fcgi" 2>/dev/null
+	[ -n "$ngx" ] && kill -QUIT "$ngx" 2>/dev/null || true
+	[ -n "$fcgi" ] && kill -TERM "$fcgi" 2>/dev/null || true
 	wait 2>/dev/null || true
 	rm -rf "$run"
 }

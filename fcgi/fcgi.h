@@ -8,7 +8,7 @@
 
 #define IDB_STOP_GRACE_SEC 8      /* SIGTERM to SIGKILL for a worker that does not finish */
 #define IDB_BACKOFF_MIN_MS 100    /* first respawn delay after a quick death */
-#define IDB_BACKOFF_MAX_MS 30000
+#define IDB_BACKOFF_MAX_MS 10000
 #define IDB_QUICK_DEATH_SEC 2     /* a worker that dies sooner counts as crash-looping */
 
 /* Opens the listening socket of conf->listen; -1 with a message on stderr. */

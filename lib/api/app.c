@@ -134,6 +134,27 @@ idb_guard_org(struct idb_ctx *x)
 	return IDB_OK;
 }
 
+/* The Allow header of a 405: the methods the table has for this path. */
+static void
+allow_header(struct idb_req *req, struct idb_resp *resp)
+{
+	struct idb_buf b;
+	char *v;
+	size_t i;
+
+	idb_buf_init(&b, 128);
+	for (i = 0; i < idb_routes_n; i++) {
+		if (!idb_route_match(idb_routes[i].pattern, req->path, NULL, NULL, NULL))
+			continue;
+		if (b.len > 0)
+			idb_buf_addstr(&b, ", ");
+		idb_buf_addstr(&b, idb_routes[i].method);
+	}
+	if (b.data != NULL && (v = idb_arena_strdup(req->arena, b.data)) != NULL)
+		idb_resp_header(resp, "Allow", v);
+	idb_buf_free(&b);
+}
+
 void
 idb_app_handle(struct idb_app *a, struct idb_req *req, struct idb_resp *resp)
 {
@@ -146,8 +167,11 @@ idb_app_handle(struct idb_app *a, struct idb_req *req, struct idb_resp *resp)
 	x.resp = resp;
 	x.now = time(NULL);
 	idb_req_client_ip(req, &a->conf->proxies);
-	if ((x.route = idb_route_find(idb_routes, idb_routes_n, req, &e)) == NULL)
+	if ((x.route = idb_route_find(idb_routes, idb_routes_n, req, &e)) == NULL) {
+		if (e == IDB_E_METHOD_NOT_ALLOWED)
+			allow_header(req, resp);
 		goto out;
+	}
 	if ((x.route->flags & IDB_RF_ORG) && (e = idb_guard_org(&x)) != IDB_OK)
 		goto out;
 	e = x.route->fn(&x);

@@ -331,6 +331,7 @@ idb_conf_open(struct idb_conf *c, const char *config_opt, const char *data_opt, 
 {
 	const char *secrets[2];
 	char guess[IDB_CONF_STR + 32];
+	static char abs_data[IDB_CONF_STR];
 	const char *file = NULL;
 	enum idb_err e;
 	size_t i;
@@ -341,17 +342,27 @@ idb_conf_open(struct idb_conf *c, const char *config_opt, const char *data_opt, 
 	if (data_opt == NULL || *data_opt == '\0')
 		data_opt = getenv("IMMIDB_DATA");
 	if (data_opt != NULL && *data_opt != '\0' && data_opt[0] != '/') {
-		snprintf(err, errlen, "--data must be an absolute path");
-		return IDB_E_CONFIG;
+		/* A relative --data (make run's ./var) is taken from the current folder. */
+		char cwd[IDB_CONF_STR];
+
+		if (getcwd(cwd, sizeof(cwd)) == NULL ||
+		    snprintf(abs_data, sizeof(abs_data), "%s/%s", cwd, data_opt) >= (int)sizeof(abs_data)) {
+			snprintf(err, errlen, "--data: path too long");
+			return IDB_E_CONFIG;
+		}
+		data_opt = abs_data;
 	}
 	if (config_opt != NULL && *config_opt != '\0')
 		file = config_opt;
-	else if (data_opt != NULL && *data_opt != '\0') {
-		snprintf(guess, sizeof(guess), "%s/immidb.conf", data_opt);
-		if (exists(guess))
-			file = guess;
-	} else if (exists(IDB_CONF_DEFAULT))
-		file = IDB_CONF_DEFAULT;
+	else {
+		if (data_opt != NULL && *data_opt != '\0') {
+			snprintf(guess, sizeof(guess), "%s/immidb.conf", data_opt);
+			if (exists(guess))
+				file = guess;
+		}
+		if (file == NULL && exists(IDB_CONF_DEFAULT))
+			file = IDB_CONF_DEFAULT;
+	}
 	if (file != NULL && (e = idb_conf_load(c, file, err, errlen)) != IDB_OK)
 		return e;
 	if (data_opt != NULL && *data_opt != '\0') {

@@ -7,6 +7,20 @@
 #include <sys/stat.h>
 
 #include "store/db.h"
+#include "store/mig.h"
+
+/* The database's schema cookie: it changes with every schema change (a migration). */
+static int
+schema_cookie(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
 
 enum idb_err
 idb_cache_init(struct idb_cache *c, size_t max)
@@ -62,6 +76,7 @@ open_slot(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const 
 		before.st_ino = 0;
 	h->dev = before.st_dev;
 	h->ino = before.st_ino;
+	h->schema_cookie = schema_cookie(h->db);
 	memcpy(h->org_id, org_id, strlen(org_id) + 1);
 	c->opens++;
 	return IDB_OK;
@@ -84,12 +99,13 @@ idb_cache_get(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, co
 		if (strcmp(c->v[i].org_id, org_id) != 0)
 			continue;
 		if (idb_org_path(conf, org_id, path) == IDB_OK && stat(path, &st) == 0 &&
-		    st.st_ino == c->v[i].ino && st.st_dev == c->v[i].dev) {
+		    st.st_ino == c->v[i].ino && st.st_dev == c->v[i].dev &&
+		    schema_cookie(c->v[i].db) == c->v[i].schema_cookie) {
 			c->v[i].used = ++c->tick;
 			*out = &c->v[i];
 			return IDB_OK;
 		}
-		remove_at(c, i); /* the file was replaced or removed */
+		remove_at(c, i); /* the file was replaced, removed, or migrated underneath */
 		break;
 	}
 	if (c->n == c->max) {

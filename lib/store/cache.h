@@ -21,6 +21,7 @@ struct idb_org_handle {
 	dev_t dev;
 	ino_t ino;
 	unsigned long long used;
+	int schema_cookie; /* PRAGMA schema_version when the schema was checked */
 };
 
 struct idb_cache {

@@ -24,6 +24,7 @@
 
 #include "harness.h"
 #include "store/db.h"
+#include "store/mig.h"
 #include "store/registry.h"
 
 #define WORKERS 3
@@ -116,6 +117,7 @@ static void
 health_bad_method_is_405(void **state)
 {
 	static const char *methods[] = {"POST", "PUT", "PATCH", "DELETE"};
+	char allow[64];
 	struct h_resp r;
 	size_t i;
 
@@ -123,6 +125,8 @@ health_bad_method_is_405(void **state)
 	for (i = 0; i < 4; i++) {
 		assert_int_equal(h_http(&env, methods[i], "/api/v1/health", NULL, "{}", 2, &r), 0);
 		assert_error(&r, 405, "method_not_allowed");
+		assert_int_equal(h_header(&r, "Allow", allow, sizeof(allow)), 0);
+		assert_string_equal(allow, "GET");
 		h_resp_free(&r);
 	}
 }
@@ -461,32 +465,78 @@ org_behind_schema_answers_503_until_migrated(void **state)
 	assert_int_equal(h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "org", "create", "--slug", "behind",
 	                         "--name", "Behind LLP", NULL),
 	                 0);
-	/* Take the org's database back to version 0, as a file from before the schema existed. */
+	/* Replace the org's database by one made with the first migration only,
+	 * as a binary of an earlier version would have left it. */
 	org_keys("behind", &o, &k);
 	assert_int_equal(idb_conf_open(&conf, env.conf, NULL, err, sizeof(err)), IDB_OK);
 	assert_int_equal(idb_org_path(&conf, o.id, path), IDB_OK);
-	assert_int_equal(idb_db_open(path, k.db, 0, &db), IDB_OK);
+	{
+		struct idb_mig_set first = {"org-v1", idb_mig_org.files, 1};
+		char fresh[IDB_PATH_MAX + 8];
+		int applied;
+
+		assert_true(idb_mig_org.n >= 2);
+		snprintf(fresh, sizeof(fresh), "%s.v1", path);
+		assert_int_equal(idb_db_open(fresh, k.db, IDB_DB_CREATE, &db), IDB_OK);
+		assert_int_equal(idb_mig_apply(db, &first, NULL, NULL, &applied, err, sizeof(err)), IDB_OK);
+		assert_int_equal(applied, 1);
+		assert_int_equal(idb_db_exec(db, "INSERT INTO settings (id, name, updated_at) VALUES (1, 'Behind LLP', '2026-01-01T00:00:00Z')"), IDB_OK);
+		idb_db_close(db);
+		assert_int_equal(rename(fresh, path), 0);
+	}
 	idb_org_keys_wipe(&k);
-	assert_int_equal(idb_db_exec(db, "DROP TABLE users; DROP TABLE settings; DELETE FROM schema_migrations;"), IDB_OK);
-	idb_db_close(db);
 
 	get("/api/v1/orgs/behind/session", &r);
 	assert_error(&r, 503, "unavailable");
 	assert_int_equal(h_header(&r, "Retry-After", ra, sizeof(ra)), 0);
 	h_resp_free(&r);
 	assert_int_equal(h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "migrate", "--dry-run", NULL), 0);
-	assert_non_null(strstr(out, "behind: pending 0001_init.sql"));
+	assert_non_null(strstr(out, "behind: pending 0002_auth.sql"));
+	assert_null(strstr(out, "behind: pending 0001"));
 	get("/api/v1/orgs/behind/session", &r);
 	assert_error(&r, 503, "unavailable");
 	h_resp_free(&r);
 	assert_int_equal(h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "migrate", NULL), 0);
-	assert_non_null(strstr(out, "behind: applying 0001_init.sql"));
+	assert_non_null(strstr(out, "behind: applying 0002_auth.sql"));
 	get("/api/v1/orgs/behind/session", &r);
 	assert_error(&r, 401, "unauthenticated");
 	h_resp_free(&r);
 	/* A second migrate has nothing to do. */
 	assert_int_equal(h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "migrate", NULL), 0);
 	assert_null(strstr(out, "applying"));
+}
+
+
+static void
+forwarded_for_is_not_believed_from_an_untrusted_peer(void **state)
+{
+	const char *xff[] = {"X-Forwarded-For: 203.0.113.5", NULL};
+	char out[4096], err[4096];
+	struct h_resp r;
+
+	(void)state;
+	assert_int_equal(h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "org", "create", "--slug", "xff",
+	                         "--name", "XFF LLP", NULL),
+	                 0);
+	assert_int_equal(h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "org", "settings", "--org", "xff",
+	                         "--ip-allowlist", "203.0.113.0/24", NULL),
+	                 0);
+	/* trusted_proxies is empty here: the header is a client's claim, not an address. */
+	assert_int_equal(h_http(&env, "POST", "/api/v1/orgs/xff/session", xff,
+	                        "{\"email\":\"a@xff.test\",\"password\":\"whatever password\"}", 50, &r),
+	                 0);
+	assert_error(&r, 403, "ip_not_allowed");
+	h_resp_free(&r);
+	assert_int_equal(h_http(&env, "GET", "/api/v1/orgs/xff/session", xff, NULL, 0, &r), 0);
+	assert_error(&r, 403, "ip_not_allowed");
+	h_resp_free(&r);
+	/* The way back in: the CLI clears the list. */
+	assert_int_equal(h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "org", "settings", "--org", "xff",
+	                         "--ip-allowlist", "", NULL),
+	                 0);
+	assert_int_equal(h_http(&env, "GET", "/api/v1/orgs/xff/session", xff, NULL, 0, &r), 0);
+	assert_error(&r, 401, "unauthenticated");
+	h_resp_free(&r);
 }
 
 /* --- load ---------------------------------------------------------- */
@@ -684,7 +734,7 @@ workers_dying_in_a_loop_are_restarted_with_back_off(void **state)
 	assert_true(starts <= 6 * env.workers);
 	assert_int_equal(rename(away, reg), 0);
 	assert_int_equal(h_wait_ready(&env, 15000), 0);
-	for (i = 0; i < 100 && h_children(env.fcgi, pids, 64) != env.workers; i++)
+	for (i = 0; i < 200 && h_children(env.fcgi, pids, 64) != env.workers; i++)
 		h_sleep_ms(100);
 	assert_int_equal(h_children(env.fcgi, pids, 64), env.workers);
 	(void)line;
@@ -802,6 +852,7 @@ main(void)
 	    cmocka_unit_test(storage_is_encrypted_and_needs_its_key),
 	    cmocka_unit_test(admin_cli_lists_and_refuses_bad_input),
 	    cmocka_unit_test(org_behind_schema_answers_503_until_migrated),
+	    cmocka_unit_test(forwarded_for_is_not_believed_from_an_untrusted_peer),
 	    cmocka_unit_test(sigkill_of_a_worker_under_load_loses_nothing_after_restart),
 	    cmocka_unit_test(sighup_under_load_refuses_nothing_and_rereads_the_configuration),
 	    cmocka_unit_test(workers_dying_in_a_loop_are_restarted_with_back_off),
