@@ -180,6 +180,28 @@ for url in "$BASE_URL/api/v1/health" "$BASE_URL/baseline/health"; do
 done
 say "health answers: $(curl -s --max-time 2 "$BASE_URL/api/v1/health")"
 
+# ---- an authenticated session ---------------------------------------------
+# One admin, logged in once; its cookie drives GET .../session. A wrk script
+# logs the same user in over and over for the login figures.
+
+BENCH_EMAIL=bench@bench.test
+BENCH_PASSWORD='bench password 1234'
+printf '%s\n' "$BENCH_PASSWORD" | "$BUILD/immidb-admin" --config "$CONF" user add --org bench \
+    --email "$BENCH_EMAIL" --name "Bench Admin" --role admin --password-stdin >>"$DIR/admin.log" 2>&1 ||
+    { show_log "$DIR/admin.log"; die "immidb-admin user add failed"; }
+LOGIN_BODY="{\"email\":\"$BENCH_EMAIL\",\"password\":\"$BENCH_PASSWORD\"}"
+SESSION_URL="$BASE_URL/api/v1/orgs/bench/session"
+TOKEN=$(curl -s -i --max-time 5 -X POST -H 'Content-Type: application/json' -d "$LOGIN_BODY" "$SESSION_URL" |
+    tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: immidb_session=\([^;]*\);.*/\1/p')
+[ -n "$TOKEN" ] || die "could not log in"
+COOKIE="Cookie: immidb_session=$TOKEN"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$COOKIE" "$SESSION_URL")" = 200 ] || die "the session does not answer 200"
+cat >"$DIR/login.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$LOGIN_BODY'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
 # ---- measuring -------------------------------------------------------------
 
 RESULTS=$DIR/results
@@ -238,6 +260,20 @@ bench_endpoint() {
 bench_round() {
     bench_endpoint baseline "$BASE_URL/baseline/health"
     bench_endpoint health "$BASE_URL/api/v1/health"
+    bench_endpoint session "$SESSION_URL" -H "$COOKIE"
+}
+
+# Logins in a burst, one at a time (fewer than the workers), while 32
+# connections read the session: logins/s, and the p99 of the other requests.
+login_burst() {
+    local out="$DIR/wrk-logins.txt"
+    wrk -t1 -c1 -d"${SECONDS_PER_RUN}s" -s "$DIR/login.lua" "$SESSION_URL" >"$out" 2>&1 &
+    local lpid=$!
+    bench_endpoint session_during_logins "$SESSION_URL" -H "$COOKIE"
+    wait "$lpid" || { cat "$out" >&2; die "wrk failed for the logins"; }
+    LOGINS_PER_S=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    LOGIN_ERRORS=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+    say "logins: ${LOGINS_PER_S:-?} per second, one at a time (${LOGIN_ERRORS:-0} non-2xx)"
 }
 
 say "warming up (${WARMUP}s per endpoint, not counted)"
@@ -250,6 +286,8 @@ say "measuring: $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d${SECONDS_PER_
 for ((r = 1; r <= ROUNDS; r++)); do
     bench_round
 done
+
+login_burst
 
 # ---- report ----------------------------------------------------------------
 #
@@ -288,5 +326,11 @@ awk '
         v = (ok && p99["health"] <= 2 * bp99) ? "PASS" : "MISS"
         printf "target health p99 <= 2 x baseline p99: %s\n", v
         if (!ok) print "(health answered errors, so its figures do not count)"
+        okS = (errs["session"] == 0)
+        v = (okS && rps["session"] >= 0.8 * rps["health"]) ? "PASS" : "MISS"
+        printf "target session rps >= 0.8 x health (%.3f): %s\n", (rps["health"] > 0) ? rps["session"] / rps["health"] : 0, v
+        v = (errs["session_during_logins"] == 0 && p99["session_during_logins"] <= 50) ? "PASS" : "MISS"
+        printf "target p99 of session reads during a login burst <= 50 ms (%.3f ms): %s\n", p99["session_during_logins"], v
     }
 ' "$RESULTS"
+printf 'logins/s (one at a time, Argon2id opslimit=2 memlimit=64 MiB, libsodium INTERACTIVE): %s\n' "${LOGINS_PER_S:-?}"

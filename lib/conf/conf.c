@@ -120,11 +120,28 @@ valid_listen(const char *v)
 	if (strncmp(v, "unix:/", 6) == 0)
 		return strlen(v) < 6 + 100; /* sun_path is 108 bytes */
 	/* host:port, host being an IPv4 address or [IPv6] */
+	char host[64];
+	unsigned char ip[16];
+	size_t hl;
+
 	if ((colon = strrchr(v, ':')) == NULL || colon == v)
 		return 0;
 	if (idb_parse_ll(colon + 1, 1, 65535, &port) != 0)
 		return 0;
-	return 1;
+	/* An IPv4 address, or an IPv6 address in brackets. */
+	hl = (size_t)(colon - v);
+	if (v[0] == '[') {
+		if (hl < 3 || v[hl - 1] != ']' || hl - 2 >= sizeof(host))
+			return 0;
+		memcpy(host, v + 1, hl - 2);
+		host[hl - 2] = '\0';
+		return strchr(host, ':') != NULL && idb_ip_parse(host, ip) == 0;
+	}
+	if (hl >= sizeof(host))
+		return 0;
+	memcpy(host, v, hl);
+	host[hl] = '\0';
+	return strchr(host, ':') == NULL && idb_ip_parse(host, ip) == 0;
 }
 
 static int
@@ -372,12 +389,11 @@ idb_conf_open(struct idb_conf *c, const char *config_opt, const char *data_opt, 
 		}
 		setstr(c->data_dir, sizeof(c->data_dir), data_opt);
 	}
-	if (!c->master_key_set) {
-		if (strlen(c->data_dir) + sizeof("/master.key") > sizeof(c->master_key_file)) {
-			snprintf(err, errlen, "data_dir: path too long");
-			return IDB_E_CONFIG;
-		}
-		snprintf(c->master_key_file, sizeof(c->master_key_file), "%s/master.key", c->data_dir);
+	if (!c->master_key_set &&
+	    snprintf(c->master_key_file, sizeof(c->master_key_file), "%s/master.key", c->data_dir) >=
+	        (int)sizeof(c->master_key_file)) {
+		snprintf(err, errlen, "data_dir: path too long");
+		return IDB_E_CONFIG;
 	}
 	secrets[0] = c->google_client_secret_file;
 	secrets[1] = c->microsoft_client_secret_file;

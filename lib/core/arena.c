@@ -77,6 +77,7 @@ idb_arena_strndup(struct idb_arena *a, const char *s, size_t n)
 {
 	char *p;
 
+	n = strnlen(s, n);
 	if (n == SIZE_MAX || (p = idb_arena_alloc(a, n + 1)) == NULL)
 		return NULL;
 	memcpy(p, s, n);

@@ -27,6 +27,7 @@ void idb_arena_init(struct idb_arena *, size_t limit);
 void *idb_arena_alloc(struct idb_arena *, size_t);
 void *idb_arena_calloc(struct idb_arena *, size_t);
 char *idb_arena_strdup(struct idb_arena *, const char *);
+/* At most n bytes of s, stopping at its end; always NUL-terminated. */
 char *idb_arena_strndup(struct idb_arena *, const char *, size_t);
 /* Run fn(p) when the arena is reset or freed; returns -1 if it cannot be
  * recorded, in which case fn(p) has already been run. */

@@ -173,6 +173,68 @@ utf8_len(const unsigned char *s, size_t left)
 	return n;
 }
 
+static int
+is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Length of a JSON number token (RFC 8259 grammar), or -1: cJSON alone would take 01, 1. and +1. */
+static int
+number_len(const unsigned char *s, size_t left)
+{
+	size_t j = 0;
+
+	if (j < left && s[j] == '-')
+		j++;
+	if (j < left && s[j] == '0')
+		j++;
+	else if (j < left && s[j] >= '1' && s[j] <= '9')
+		while (j < left && is_digit(s[j]))
+			j++;
+	else
+		return -1;
+	if (j < left && s[j] == '.') {
+		if (++j >= left || !is_digit(s[j]))
+			return -1;
+		while (j < left && is_digit(s[j]))
+			j++;
+	}
+	if (j < left && (s[j] == 'e' || s[j] == 'E')) {
+		j++;
+		if (j < left && (s[j] == '+' || s[j] == '-'))
+			j++;
+		if (j >= left || !is_digit(s[j]))
+			return -1;
+		while (j < left && is_digit(s[j]))
+			j++;
+	}
+	if (j < left && (is_digit(s[j]) || s[j] == '.' || s[j] == 'e' || s[j] == 'E' || s[j] == '+' || s[j] == '-'))
+		return -1;
+	return (int)j;
+}
+
+/* Length of an escape sequence in a string, or -1 if it is not one of JSON's. */
+static int
+escape_len(const unsigned char *s, size_t left)
+{
+	size_t k;
+
+	if (left < 2)
+		return -1;
+	if (strchr("\"\\/bfnrt", s[1]) != NULL && s[1] != '\0')
+		return 2;
+	if (s[1] != 'u' || left < 6)
+		return -1;
+	for (k = 2; k < 6; k++)
+		if (!is_digit(s[k]) && !((s[k] >= 'a' && s[k] <= 'f') || (s[k] >= 'A' && s[k] <= 'F')))
+			return -1;
+	/* \u0000 would silently cut the string short in cJSON. */
+	if (memcmp(s + 2, "0000", 4) == 0)
+		return -1;
+	return 6;
+}
+
 enum idb_err
 idb_json_parse(const char *buf, size_t len, cJSON **out)
 {
@@ -195,12 +257,20 @@ idb_json_parse(const char *buf, size_t len, cJSON **out)
 			continue;
 		}
 		if (instr) {
-			if (s[i] == '\\')
-				n = 2;
-			else if (s[i] == '"')
+			if (s[i] < 0x20)
+				return IDB_E_INVALID_JSON; /* raw control characters must be escaped */
+			if (s[i] == '\\') {
+				if ((n = escape_len(s + i, len - i)) < 0)
+					return IDB_E_INVALID_JSON;
+			} else if (s[i] == '"')
 				instr = 0;
 		} else if (s[i] == '"')
 			instr = 1;
+		else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+			if ((n = number_len(s + i, len - i)) < 0)
+				return IDB_E_INVALID_JSON;
+		} else if (s[i] == '+' || s[i] == '.')
+			return IDB_E_INVALID_JSON;
 		else if (s[i] == '{' || s[i] == '[') {
 			if (++depth > IDB_JSON_DEPTH_MAX)
 				return IDB_E_INVALID_JSON;

@@ -41,10 +41,49 @@ close_slot(struct idb_org_handle *h)
 	memset(h, 0, sizeof(*h));
 }
 
+/*
+ * Handles whose file was replaced underneath them are never closed. Closing
+ * one would run SQLite's close-time checkpoint through the -wal and -shm
+ * files, which are found by path and so now belong to the new file: it
+ * would copy the new file's committed frames into the old, unlinked inode
+ * and delete the WAL, losing them. A stale handle is parked here instead,
+ * reachable until the worker exits (workers are replaced on SIGHUP); the
+ * kernel then closes its descriptors without any SQLite close logic.
+ */
+struct stale {
+	struct stale *next;
+	sqlite3 *db;
+};
+static struct stale *graveyard;
+
+static void
+park_slot(struct idb_org_handle *h)
+{
+	struct stale *s = malloc(sizeof(*s));
+
+	if (s != NULL) {
+		s->db = h->db;
+		s->next = graveyard;
+		graveyard = s;
+		h->db = NULL;
+	}
+	/* Out of memory: the handle is closed after all (the lesser evil than failing the request). */
+	close_slot(h);
+}
+
 static void
 remove_at(struct idb_cache *c, size_t i)
 {
 	close_slot(&c->v[i]);
+	c->v[i] = c->v[c->n - 1];
+	memset(&c->v[c->n - 1], 0, sizeof(c->v[0]));
+	c->n--;
+}
+
+static void
+park_at(struct idb_cache *c, size_t i)
+{
+	park_slot(&c->v[i]);
 	c->v[i] = c->v[c->n - 1];
 	memset(&c->v[c->n - 1], 0, sizeof(c->v[0]));
 	c->n--;
@@ -105,7 +144,13 @@ idb_cache_get(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, co
 			*out = &c->v[i];
 			return IDB_OK;
 		}
-		remove_at(c, i); /* the file was replaced, removed, or migrated underneath */
+		/* The file was replaced or removed: park the old handle. Migrated
+		 * underneath (same file): close it normally and look again. */
+		if (idb_org_path(conf, org_id, path) == IDB_OK && stat(path, &st) == 0 &&
+		    st.st_ino == c->v[i].ino && st.st_dev == c->v[i].dev)
+			remove_at(c, i);
+		else
+			park_at(c, i);
 		break;
 	}
 	if (c->n == c->max) {
