@@ -104,6 +104,8 @@ idb_guard_org(struct idb_ctx *x)
 
 	/* The session, and its user, who must still be active. */
 	token = idb_req_cookie(x->req, "immidb_session");
+	if (idb_session_token_org(token, x->org.id) == 0)
+		return IDB_E_NOT_FOUND; /* a session of another org: this one is not visible to it */
 	if ((e = idb_session_find(db, token, x->now, x->settings->idle_minutes, &x->sess)) != IDB_OK)
 		return e;
 	if ((e = idb_user_get(db, x->sess.user_id, &x->user)) != IDB_OK || x->user.disabled) {

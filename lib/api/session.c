@@ -94,7 +94,7 @@ enum idb_err
 idb_api_login(struct idb_ctx *x)
 {
 	struct idb_vvalue v[2];
-	char hash[128], token[IDB_TOKEN_LEN + 1];
+	char hash[128], token[IDB_SESSION_TOKEN_LEN + 1];
 	struct idb_session s;
 	struct idb_user u;
 	sqlite3 *db = x->oh->db;
@@ -135,7 +135,7 @@ idb_api_login(struct idb_ctx *x)
 			goto out;
 	}
 	if ((e = idb_throttle_ok(db, email, x->req->client_ip, x->now)) != IDB_OK ||
-	    (e = idb_session_create(db, u.id, x->req->client_ip, u.mfa_enabled, x->now, token, &s)) != IDB_OK ||
+	    (e = idb_session_create(db, x->org.id, u.id, x->req->client_ip, u.mfa_enabled, x->now, token, &s)) != IDB_OK ||
 	    (e = idb_auth_event(db, x->now, u.mfa_enabled ? "login_password" : "login", u.email, x->req->client_ip,
 	                        u.id, "")) != IDB_OK ||
 	    (e = idb_db_commit(db)) != IDB_OK)
@@ -168,7 +168,7 @@ enum idb_err
 idb_api_login_mfa(struct idb_ctx *x)
 {
 	unsigned char secret[IDB_TOTP_SECRET_LEN];
-	char token[IDB_TOKEN_LEN + 1];
+	char token[IDB_SESSION_TOKEN_LEN + 1];
 	struct idb_vvalue v[2];
 	struct idb_user_totp t;
 	struct idb_session s;
@@ -199,7 +199,7 @@ idb_api_login_mfa(struct idb_ctx *x)
 		goto fail;
 	/* A new token for the full session: the pending one is gone (no fixation). */
 	if ((e = idb_session_delete(db, x->sess.hash)) != IDB_OK ||
-	    (e = idb_session_create(db, x->user.id, x->req->client_ip, 0, x->now, token, &s)) != IDB_OK ||
+	    (e = idb_session_create(db, x->org.id, x->user.id, x->req->client_ip, 0, x->now, token, &s)) != IDB_OK ||
 	    (e = idb_throttle_ok(db, x->user.email, x->req->client_ip, x->now)) != IDB_OK ||
 	    (e = idb_auth_event(db, x->now, "login", x->user.email, x->req->client_ip, x->user.id,
 	                        v[0].present ? "mfa=totp" : "mfa=recovery_code")) != IDB_OK ||

@@ -13,6 +13,9 @@
 #include "core/util.h"
 
 #define IDB_TOKEN_LEN 43                 /* base64url of 32 bytes */
+/* A session token: "<org-id>.<43 characters>". The org part lets a session of
+ * another org be told apart (404) from an unknown or expired one (401). */
+#define IDB_SESSION_TOKEN_LEN (IDB_ID_LEN + 1 + IDB_TOKEN_LEN)
 #define IDB_SESSION_ABSOLUTE (12 * 3600) /* seconds after login, whatever the use */
 #define IDB_SESSION_TOUCH 60             /* last_seen is written at most this often */
 #define IDB_THROTTLE_WINDOW (15 * 60)
@@ -34,9 +37,11 @@ struct idb_session {
 void idb_token_new(char out[IDB_TOKEN_LEN + 1]);
 void idb_token_hash(const char *token, unsigned char out[32]);
 
-/* Creates a session; token and csrf receive fresh random values. */
-enum idb_err idb_session_create(sqlite3 *, const char *user_id, const char *ip, int mfa_pending, time_t now,
-                                char token[IDB_TOKEN_LEN + 1], struct idb_session *out);
+/* Creates a session of an org; token and csrf receive fresh random values. */
+enum idb_err idb_session_create(sqlite3 *, const char *org_id, const char *user_id, const char *ip, int mfa_pending,
+                                time_t now, char token[IDB_SESSION_TOKEN_LEN + 1], struct idb_session *out);
+/* 1 if the token is shaped as one of org_id's, 0 if it names another org, -1 if malformed. */
+int idb_session_token_org(const char *token, const char *org_id);
 /*
  * Finds a live session by token: IDB_E_UNAUTHENTICATED if there is none, or
  * it is idle longer than idle_minutes, or past its absolute limit (such a

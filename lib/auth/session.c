@@ -17,10 +17,10 @@ static const char sql_lock_find[] =
     "SELECT max(until) FROM lockouts WHERE ((kind = 'email' AND subject = ?) OR (kind = 'ip' AND subject = ?))"
     " AND until > ?";
 static const char sql_attempt[] = "INSERT INTO login_attempts (at, email, ip, ok) VALUES (?, ?, ?, ?)";
-/* Failures in the window since the email's last success. */
+/* Failures in the window after the email's last success (by insertion order: same-second safe). */
 static const char sql_fail_email[] =
     "SELECT count(*) FROM login_attempts WHERE email = ?1 AND ok = 0 AND at > ?2"
-    " AND at >= coalesce((SELECT max(at) FROM login_attempts WHERE email = ?1 AND ok = 1), 0)";
+    " AND id > coalesce((SELECT max(id) FROM login_attempts WHERE email = ?1 AND ok = 1), 0)";
 static const char sql_fail_ip[] = "SELECT count(*) FROM login_attempts WHERE ip = ? AND ok = 0 AND at > ?";
 static const char sql_lock_set[] = "INSERT OR REPLACE INTO lockouts (kind, subject, until) VALUES (?, ?, ?)";
 static const char sql_event[] =
@@ -61,14 +61,27 @@ prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 	return sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK ? 0 : -1;
 }
 
+int
+idb_session_token_org(const char *token, const char *org_id)
+{
+	if (token == NULL || strlen(token) != IDB_SESSION_TOKEN_LEN || token[IDB_ID_LEN] != '.' ||
+	    token[0] != 'o' || token[1] != '_')
+		return -1;
+	return memcmp(token, org_id, IDB_ID_LEN) == 0 ? 1 : 0;
+}
+
 enum idb_err
-idb_session_create(sqlite3 *db, const char *user_id, const char *ip, int mfa_pending, time_t now,
-                   char token[IDB_TOKEN_LEN + 1], struct idb_session *s)
+idb_session_create(sqlite3 *db, const char *org_id, const char *user_id, const char *ip, int mfa_pending,
+                   time_t now, char token[IDB_SESSION_TOKEN_LEN + 1], struct idb_session *s)
 {
 	sqlite3_stmt *st;
 
 	memset(s, 0, sizeof(*s));
-	idb_token_new(token);
+	if (strlen(org_id) != IDB_ID_LEN)
+		return IDB_E_INTERNAL;
+	memcpy(token, org_id, IDB_ID_LEN);
+	token[IDB_ID_LEN] = '.';
+	idb_token_new(token + IDB_ID_LEN + 1);
 	idb_token_new(s->csrf);
 	idb_token_hash(token, s->hash);
 	memcpy(s->user_id, user_id, strlen(user_id) + 1);
@@ -97,7 +110,7 @@ idb_session_find(sqlite3 *db, const char *token, time_t now, long long idle_minu
 	int rc;
 
 	memset(s, 0, sizeof(*s));
-	if (token == NULL || strlen(token) != IDB_TOKEN_LEN)
+	if (token == NULL || strlen(token) != IDB_SESSION_TOKEN_LEN)
 		return IDB_E_UNAUTHENTICATED;
 	idb_token_hash(token, s->hash);
 	if (prep(db, sql_sess_find, &st) != 0)

@@ -32,7 +32,7 @@ idb_user_email_valid(const char *s)
 	const char *at = strchr(s, '@');
 	size_t n = strlen(s);
 
-	if (n < 3 || n > IDB_EMAIL_MAX || at == NULL || at == s || strchr(at + 1, '@') != NULL ||
+	if (n < 3 || n > IDB_EMAIL_MAX || !idb_utf8_valid(s) || at == NULL || at == s || strchr(at + 1, '@') != NULL ||
 	    at[1] == '\0' || strchr(at + 1, '.') == NULL)
 		return 0;
 	for (; *s != '\0'; s++)

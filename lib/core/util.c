@@ -88,3 +88,48 @@ idb_time_now(char out[IDB_TIME_LEN])
 	clock_gettime(CLOCK_REALTIME, &ts);
 	idb_time_format(&ts, out);
 }
+
+int
+idb_utf8_seq(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	unsigned long cp;
+	int n, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, cp = c & 0x07;
+	else
+		return -1;
+	if ((size_t)n > left)
+		return -1;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return -1;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return -1;
+	return n;
+}
+
+int
+idb_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t left = strlen(s);
+	int n;
+
+	while (left > 0) {
+		if ((n = idb_utf8_seq(p, left)) < 0)
+			return 0;
+		p += n;
+		left -= (size_t)n;
+	}
+	return 1;
+}

@@ -18,6 +18,11 @@ int idb_id_valid(const char *s, char prefix);
 /* RFC 3339 UTC with milliseconds and "Z". */
 void idb_time_now(char out[IDB_TIME_LEN]);
 void idb_time_format(const struct timespec *, char out[IDB_TIME_LEN]);
+/* Length of the well-formed UTF-8 sequence at s (no overlongs, surrogates or
+ * code points past U+10FFFF), or -1. left is the number of bytes available. */
+int idb_utf8_seq(const unsigned char *s, size_t left);
+/* 1 if the NUL-terminated s is well-formed UTF-8. */
+int idb_utf8_valid(const char *s);
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void idb_hex(const unsigned char *in, size_t n, char *out);
 

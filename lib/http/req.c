@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "core/util.h"
+
 void
 idb_req_client_ip(struct idb_req *r, const struct idb_cidr_list *proxies)
 {
@@ -143,36 +145,6 @@ idb_req_cookie(const struct idb_req *r, const char *name)
 	return NULL;
 }
 
-/* UTF-8 well-formedness (no overlongs, no surrogates, <= U+10FFFF). */
-static int
-utf8_len(const unsigned char *s, size_t left)
-{
-	unsigned char c = s[0];
-	int n, i;
-	unsigned long cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4, cp = c & 0x07;
-	else
-		return -1;
-	if ((size_t)n > left)
-		return -1;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return -1;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return -1;
-	return n;
-}
-
 static int
 is_digit(unsigned char c)
 {
@@ -252,7 +224,7 @@ idb_json_parse(const char *buf, size_t len, cJSON **out)
 		if (s[i] == 0)
 			return IDB_E_INVALID_JSON;
 		if (s[i] >= 0x80) {
-			if ((n = utf8_len(s + i, len - i)) < 0)
+			if ((n = idb_utf8_seq(s + i, len - i)) < 0)
 				return IDB_E_INVALID_JSON;
 			continue;
 		}

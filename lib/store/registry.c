@@ -47,7 +47,9 @@ idb_org_name_valid(const char *s)
 	const unsigned char *p = (const unsigned char *)s;
 	size_t chars = 0;
 
-	/* Control characters are refused; the UTF-8 itself is checked by the JSON/CLI layer. */
+	/* Well-formed UTF-8 (so 200 characters fit in 800 bytes), no control characters. */
+	if (!idb_utf8_valid(s))
+		return 0;
 	for (; *p != '\0'; p++) {
 		if (*p < 0x20 || *p == 0x7f)
 			return 0;

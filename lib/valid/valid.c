@@ -148,10 +148,17 @@ one(const struct idb_vfield *f, const cJSON *it, struct idb_vvalue *v, cJSON *fi
 		}
 		cJSON_ArrayForEach(e, it)
 		{
+			const cJSON *d;
+
 			if (e->string == NULL || !in_choices(f->choices, e->string) || !cJSON_IsBool(e)) {
 				add(fields, f->name, "has an unknown key or a value that is not true or false");
 				return;
 			}
+			for (d = it->child; d != e; d = d->next)
+				if (strcmp(d->string, e->string) == 0) {
+					add(fields, f->name, "has a key given more than once");
+					return;
+				}
 		}
 		break;
 	}
@@ -185,8 +192,16 @@ idb_valid_apply(const struct idb_vfield *tab, size_t n, const cJSON *obj, struct
 		}
 		if (!known) {
 			char name[72];
+			size_t nl = it->string ? strlen(it->string) : 0;
 
-			snprintf(name, sizeof(name), "%.64s", it->string ? it->string : "");
+			/* At most 64 bytes of the name, cut at a character boundary. */
+			if (nl > 64) {
+				nl = 64;
+				while (nl > 0 && ((unsigned char)it->string[nl] & 0xc0) == 0x80)
+					nl--;
+			}
+			memcpy(name, it->string ? it->string : "", nl);
+			name[nl] = '\0';
 			add(errs, name, "unknown field");
 		}
 	}
