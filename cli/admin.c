@@ -14,6 +14,8 @@
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
+#include "api/api.h"
+#include "audit/changelog.h"
 #include "auth/auth.h"
 #include "auth/settings.h"
 #include "auth/users.h"
@@ -271,7 +273,11 @@ cmd_user_add(struct cli *c)
 		rc = EXIT_FAILURE;
 		goto out;
 	}
-	if ((e = idb_user_create(db, email, name, role, pw, &u, &field)) != IDB_OK) {
+	if ((e = idb_db_begin(db)) == IDB_OK && (e = idb_user_create(db, email, name, role, pw, &u, &field)) == IDB_OK &&
+	    (e = idb_api_user_created(db, NULL, &u)) == IDB_OK)
+		e = idb_db_commit(db);
+	if (e != IDB_OK) {
+		idb_db_rollback(db);
 		rc = fail("user add", e == IDB_E_CONFLICT ? "a user with this email exists"
 		                      : e == IDB_E_VALIDATION
 		                          ? (strcmp(field, "password") == 0 ? "password must be 12 to 1024 characters"
@@ -352,6 +358,7 @@ cmd_org_settings(struct cli *c)
 	static const char *const vals[] = {"--org", "--require-mfa", "--ip-allowlist", "--notify-sysadmin-access", NULL};
 	const char *slug = opt(c, "--org"), *mfa = opt(c, "--require-mfa"), *ips = opt(c, "--ip-allowlist"),
 	           *notify = opt(c, "--notify-sysadmin-access");
+	static struct idb_settings old;
 	struct idb_settings *s = NULL;
 	struct idb_org o;
 	sqlite3 *db = NULL;
@@ -367,6 +374,7 @@ cmd_org_settings(struct cli *c)
 		rc = fail("org settings", "cannot read the settings");
 		goto out;
 	}
+	old = *s;
 	if (mfa != NULL)
 		s->require_mfa = onoff(mfa);
 	if (notify != NULL)
@@ -376,7 +384,23 @@ cmd_org_settings(struct cli *c)
 		goto out;
 	}
 	if (mfa != NULL || notify != NULL || ips != NULL) {
-		if ((e = idb_db_begin(db)) == IDB_OK && (e = idb_settings_save(db, s)) == IDB_OK &&
+		struct idb_actor who = {"system", "immidb-admin", ""};
+		cJSON *before = idb_settings_json(&old), *after = NULL, *chg = cJSON_CreateObject();
+		const cJSON *t;
+
+		if ((e = idb_db_begin(db)) == IDB_OK && (e = idb_settings_save(db, s)) == IDB_OK) {
+			after = idb_settings_json(s);
+			for (t = after ? after->child : NULL; t != NULL && e == IDB_OK && chg != NULL; t = t->next)
+				if (strcmp(t->string, "version") != 0 &&
+				    !cJSON_Compare(cJSON_GetObjectItemCaseSensitive(before, t->string), t, 1))
+					e = idb_chg_field(chg, t->string, cJSON_GetObjectItemCaseSensitive(before, t->string), t);
+			if (e == IDB_OK && chg != NULL && chg->child != NULL)
+				e = idb_chg_append(db, &who, "update", "settings", o.id, chg);
+		}
+		cJSON_Delete(before);
+		cJSON_Delete(after);
+		cJSON_Delete(chg);
+		if (e == IDB_OK &&
 		    (e = idb_auth_event(db, time(NULL), "settings_updated", "", "", "", "via=server")) == IDB_OK)
 			e = idb_db_commit(db);
 		if (e != IDB_OK) {

@@ -88,5 +88,20 @@ enum idb_err idb_api_users_update(struct idb_ctx *);
 enum idb_err idb_api_users_mfa_reset(struct idb_ctx *);
 enum idb_err idb_api_settings_get(struct idb_ctx *);
 enum idb_err idb_api_settings_patch(struct idb_ctx *);
+enum idb_err idb_api_rec_list(struct idb_ctx *);
+enum idb_err idb_api_rec_create(struct idb_ctx *);
+enum idb_err idb_api_rec_get(struct idb_ctx *);
+enum idb_err idb_api_rec_update(struct idb_ctx *);
+enum idb_err idb_api_rec_delete(struct idb_ctx *);
+enum idb_err idb_api_rec_reveal(struct idb_ctx *);
+enum idb_err idb_api_changes_list(struct idb_ctx *);
+enum idb_err idb_api_changes_export(struct idb_ctx *);
+/* The change log's actor for the request's user. */
+struct idb_actor;
+void idb_api_actor(const struct idb_ctx *, struct idb_actor *);
+/* Change-log rows for users (x NULL: the actor is immidb-admin). */
+enum idb_err idb_api_user_created(sqlite3 *, const struct idb_ctx *x, const struct idb_user *);
+enum idb_err idb_api_user_changed(const struct idb_ctx *, const struct idb_user *before, const struct idb_user *after);
+enum idb_err idb_api_user_secret_changed(const struct idb_ctx *, const char *user_id, const char *field);
 
 #endif

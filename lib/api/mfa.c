@@ -126,6 +126,7 @@ enum idb_err
 idb_api_totp_confirm(struct idb_ctx *x)
 {
 	char codes[IDB_RECOVERY_CODES][IDB_RECOVERY_LEN + 1];
+	struct idb_user after;
 	struct idb_vvalue v[1];
 	struct idb_user_totp t;
 	sqlite3 *db = x->oh->db;
@@ -142,8 +143,11 @@ idb_api_totp_confirm(struct idb_ctx *x)
 		return e;
 	if ((e = idb_db_begin(db)) != IDB_OK)
 		return e;
+	after = x->user;
+	after.mfa_enabled = 1;
 	if ((e = idb_user_totp_set(db, x->user.id, t.secret, t.secret_len, 1, (long long)step)) != IDB_OK ||
 	    (e = idb_recovery_new(db, x->user.id, codes)) != IDB_OK ||
+	    (e = idb_api_user_changed(x, &x->user, &after)) != IDB_OK ||
 	    (e = idb_auth_event(db, x->now, "mfa_enabled", x->user.email, x->req->client_ip, x->user.id, "")) != IDB_OK ||
 	    (e = idb_db_commit(db)) != IDB_OK)
 		goto out;
@@ -166,6 +170,7 @@ idb_api_totp_disable(struct idb_ctx *x)
 {
 	struct idb_vvalue v[1];
 	struct idb_user_totp t;
+	struct idb_user after;
 	sqlite3 *db = x->oh->db;
 	uint64_t step = 0;
 	enum idb_err e;
@@ -178,8 +183,11 @@ idb_api_totp_disable(struct idb_ctx *x)
 		return e;
 	if ((e = idb_db_begin(db)) != IDB_OK)
 		return e;
+	after = x->user;
+	after.mfa_enabled = 0;
 	if ((e = idb_user_totp_set(db, x->user.id, NULL, 0, 0, 0)) != IDB_OK ||
 	    (e = idb_recovery_clear(db, x->user.id)) != IDB_OK ||
+	    (e = idb_api_user_changed(x, &x->user, &after)) != IDB_OK ||
 	    (e = idb_auth_event(db, x->now, "mfa_disabled", x->user.email, x->req->client_ip, x->user.id, "")) != IDB_OK ||
 	    (e = idb_db_commit(db)) != IDB_OK) {
 		idb_db_rollback(db);
@@ -194,7 +202,7 @@ idb_api_users_mfa_reset(struct idb_ctx *x)
 {
 	const char *id = x->req->params[1];
 	sqlite3 *db = x->oh->db;
-	struct idb_user u;
+	struct idb_user u, after;
 	enum idb_err e;
 
 	if (!idb_id_valid(id, 'u') || (e = idb_user_get(db, id, &u)) == IDB_E_NOT_FOUND)
@@ -203,7 +211,10 @@ idb_api_users_mfa_reset(struct idb_ctx *x)
 		return e;
 	if ((e = idb_db_begin(db)) != IDB_OK)
 		return e;
+	after = u;
+	after.mfa_enabled = 0;
 	if ((e = idb_user_totp_set(db, id, NULL, 0, 0, 0)) != IDB_OK || (e = idb_recovery_clear(db, id)) != IDB_OK ||
+	    (u.mfa_enabled && (e = idb_api_user_changed(x, &u, &after)) != IDB_OK) ||
 	    (e = idb_auth_event(db, x->now, "mfa_reset", u.email, x->req->client_ip, x->user.id, "")) != IDB_OK ||
 	    (e = idb_db_commit(db)) != IDB_OK) {
 		idb_db_rollback(db);

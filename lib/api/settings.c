@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "audit/changelog.h"
 #include "store/db.h"
 
 static int
@@ -29,6 +30,33 @@ static const struct idb_vfield patch_fields[] = {
 	{"integrations", IDB_V_BOOLMAP, 0, 0, 0, providers, NULL, NULL},
 };
 #define NFIELDS (sizeof(patch_fields) / sizeof(patch_fields[0]))
+
+/* The change-log row of a settings change: the keys whose value differs. */
+static enum idb_err
+settings_changed(const struct idb_ctx *x, const struct idb_settings *a, const struct idb_settings *b)
+{
+	cJSON *ja = idb_settings_json(a), *jb = idb_settings_json(b), *c = cJSON_CreateObject();
+	const cJSON *f, *t;
+	struct idb_actor who;
+	enum idb_err e = IDB_OK;
+
+	if (ja == NULL || jb == NULL || c == NULL)
+		e = IDB_E_NOMEM;
+	for (t = jb ? jb->child : NULL; t != NULL && e == IDB_OK; t = t->next) {
+		if (strcmp(t->string, "version") == 0)
+			continue;
+		f = cJSON_GetObjectItemCaseSensitive(ja, t->string);
+		if (!cJSON_Compare(f, t, 1))
+			e = idb_chg_field(c, t->string, f, t);
+	}
+	idb_api_actor(x, &who);
+	if (e == IDB_OK && c->child != NULL)
+		e = idb_chg_append(x->oh->db, &who, "update", "settings", x->org.id, c);
+	cJSON_Delete(ja);
+	cJSON_Delete(jb);
+	cJSON_Delete(c);
+	return e;
+}
 
 enum idb_err
 idb_api_settings_get(struct idb_ctx *x)
@@ -91,7 +119,7 @@ idb_api_settings_patch(struct idb_ctx *x)
 	}
 	if ((e = idb_db_begin(db)) != IDB_OK)
 		return e;
-	if ((e = idb_settings_save(db, s)) != IDB_OK ||
+	if ((e = idb_settings_save(db, s)) != IDB_OK || (e = settings_changed(x, x->settings, s)) != IDB_OK ||
 	    (e = idb_auth_event(db, x->now, "settings_updated", x->user.email, x->req->client_ip, x->user.id, "")) != IDB_OK ||
 	    (e = idb_db_commit(db)) != IDB_OK) {
 		idb_db_rollback(db);

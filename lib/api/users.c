@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "audit/changelog.h"
 #include "crypto/pw.h"
 #include "store/db.h"
 
@@ -33,6 +34,92 @@ static const struct idb_vfield password_fields[] = {
 	{"current_password", IDB_V_STRING, IDB_VF_REQUIRED, 1, IDB_PW_MAX, NULL, NULL, NULL},
 	{"new_password", IDB_V_STRING, IDB_VF_REQUIRED, IDB_PW_MIN, IDB_PW_MAX, NULL, NULL, NULL},
 };
+
+/* The change-log row of a new user (inside the caller's transaction). */
+enum idb_err
+idb_api_user_created(sqlite3 *db, const struct idb_ctx *x, const struct idb_user *u)
+{
+	struct idb_actor a;
+	cJSON *c = cJSON_CreateObject(), *v;
+	enum idb_err e = IDB_OK;
+
+	if (c == NULL)
+		return IDB_E_NOMEM;
+	if (x != NULL)
+		idb_api_actor(x, &a);
+	else {
+		a.kind = "system";
+		a.id = "immidb-admin";
+		a.email = "";
+	}
+	v = cJSON_CreateString(u->email);
+	e = idb_chg_field(c, "email", NULL, v);
+	cJSON_Delete(v);
+	v = cJSON_CreateString(u->name);
+	if (e == IDB_OK)
+		e = idb_chg_field(c, "name", NULL, v);
+	cJSON_Delete(v);
+	v = cJSON_CreateString(u->role);
+	if (e == IDB_OK)
+		e = idb_chg_field(c, "role", NULL, v);
+	cJSON_Delete(v);
+	if (e == IDB_OK)
+		e = idb_chg_secret(c, "password", 0, 1);
+	if (e == IDB_OK)
+		e = idb_chg_append(db, &a, "create", "users", u->id, c);
+	cJSON_Delete(c);
+	return e;
+}
+
+/* A secret of a user changed (password): "[encrypted]" both sides. */
+enum idb_err
+idb_api_user_secret_changed(const struct idb_ctx *x, const char *user_id, const char *field)
+{
+	struct idb_actor a;
+	cJSON *c = cJSON_CreateObject();
+	enum idb_err e;
+
+	if (c == NULL)
+		return IDB_E_NOMEM;
+	idb_api_actor(x, &a);
+	if ((e = idb_chg_secret(c, field, 1, 1)) == IDB_OK)
+		e = idb_chg_append(x->oh->db, &a, "update", "users", user_id, c);
+	cJSON_Delete(c);
+	return e;
+}
+
+/* The change-log row of a user update: the fields that differ. */
+enum idb_err
+idb_api_user_changed(const struct idb_ctx *x, const struct idb_user *a, const struct idb_user *b)
+{
+	cJSON *ja = idb_user_json(a), *jb = idb_user_json(b), *c = cJSON_CreateObject();
+	static const char *const keys[] = {"name", "role", "disabled", "mfa_enabled"};
+	struct idb_actor who;
+	enum idb_err e = IDB_OK;
+	size_t i;
+
+	if (ja == NULL || jb == NULL || c == NULL)
+		e = IDB_E_NOMEM;
+	for (i = 0; i < 4 && e == IDB_OK; i++) {
+		const cJSON *f = cJSON_GetObjectItem(ja, keys[i]), *t = cJSON_GetObjectItem(jb, keys[i]);
+
+		if (!cJSON_Compare(f, t, 1))
+			e = idb_chg_field(c, keys[i], f, t);
+	}
+	idb_api_actor(x, &who);
+	if (e == IDB_OK && c->child != NULL)
+		e = idb_chg_append(x->oh->db, &who, "update", "users", b->id, c);
+	cJSON_Delete(ja);
+	cJSON_Delete(jb);
+	cJSON_Delete(c);
+	return e;
+}
+
+static enum idb_err
+user_changes(const struct idb_ctx *x, const struct idb_user *a, const struct idb_user *b)
+{
+	return idb_api_user_changed(x, a, b);
+}
 
 struct page {
 	cJSON *items;
@@ -89,11 +176,17 @@ idb_api_users_create(struct idb_ctx *x)
 
 	if ((e = idb_api_body(x, create_fields, 4, v)) != IDB_OK)
 		return e;
-	e = idb_user_create(x->oh->db, v[0].s, v[1].s, v[2].s, v[3].s, &u, &field);
-	if (e == IDB_E_VALIDATION)
-		return idb_api_invalid(x, field ? field : "body", "is not valid");
-	if (e != IDB_OK)
+	if ((e = idb_db_begin(x->oh->db)) != IDB_OK)
 		return e;
+	e = idb_user_create(x->oh->db, v[0].s, v[1].s, v[2].s, v[3].s, &u, &field);
+	if (e == IDB_OK)
+		e = idb_api_user_created(x->oh->db, x, &u);
+	if (e == IDB_OK)
+		e = idb_db_commit(x->oh->db);
+	if (e != IDB_OK) {
+		idb_db_rollback(x->oh->db);
+		return e == IDB_E_VALIDATION ? idb_api_invalid(x, field ? field : "body", "is not valid") : e;
+	}
 	idb_auth_event(x->oh->db, x->now, "user_created", u.email, x->req->client_ip, x->user.id, u.id);
 	return idb_api_reply(x, 201, idb_user_json(&u));
 }
@@ -104,7 +197,7 @@ idb_api_users_update(struct idb_ctx *x)
 	const char *id = x->req->params[1];
 	struct idb_vvalue v[4];
 	sqlite3 *db = x->oh->db;
-	struct idb_user u;
+	struct idb_user u, old;
 	enum idb_err e;
 
 	if (!idb_id_valid(id, 'u'))
@@ -113,8 +206,11 @@ idb_api_users_update(struct idb_ctx *x)
 		return e;
 	if ((e = idb_db_begin(db)) != IDB_OK)
 		return e;
-	e = idb_user_update(db, id, v[0].i, v[1].present ? v[1].s : NULL, v[2].present ? v[2].s : NULL,
-	                    v[3].present ? (int)v[3].i : -1, &u);
+	if ((e = idb_user_get(db, id, &old)) == IDB_OK)
+		e = idb_user_update(db, id, v[0].i, v[1].present ? v[1].s : NULL, v[2].present ? v[2].s : NULL,
+		                    v[3].present ? (int)v[3].i : -1, &u);
+	if (e == IDB_OK)
+		e = user_changes(x, &old, &u);
 	if (e == IDB_OK && u.disabled)
 		e = idb_session_end_user(db, id, NULL);
 	if (e == IDB_OK)
@@ -153,6 +249,7 @@ idb_api_password(struct idb_ctx *x)
 		goto out;
 	/* The other sessions end; this one goes on. */
 	if ((e = idb_user_set_password(db, x->user.id, fresh)) != IDB_OK ||
+	    (e = idb_api_user_secret_changed(x, x->user.id, "password")) != IDB_OK ||
 	    (e = idb_session_end_user(db, x->user.id, x->sess.hash)) != IDB_OK ||
 	    (e = idb_auth_event(db, x->now, "password_changed", x->user.email, x->req->client_ip, x->user.id, "")) != IDB_OK ||
 	    (e = idb_db_commit(db)) != IDB_OK)

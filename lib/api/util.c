@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "audit/changelog.h"
 #include "core/util.h"
 
 static void
@@ -102,4 +103,12 @@ idb_api_limit(struct idb_ctx *x, int *limit)
 		return IDB_E_BAD_REQUEST;
 	*limit = (int)n;
 	return IDB_OK;
+}
+
+void
+idb_api_actor(const struct idb_ctx *x, struct idb_actor *a)
+{
+	a->kind = "user";
+	a->id = x->user.id;
+	a->email = x->user.email;
 }

@@ -36,6 +36,7 @@ struct idb_route {
 	idb_handler fn;
 	unsigned roles;
 	unsigned flags;
+	const void *arg; /* handler's data, e.g. the resource of a generic handler */
 };
 
 /*

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: ISC */
+/* The change log for org admins: a paged list and an NDJSON export. */
+#include "api/api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "api/records.h"
+#include "audit/changelog.h"
+
+static enum idb_err
+filters(struct idb_ctx *x, struct idb_chg_filter *f)
+{
+	const char *p = x->req->query, *end, *cursor;
+	size_t klen;
+	enum idb_err e;
+
+	memset(f, 0, sizeof(*f));
+	while (p != NULL && *p != '\0') {
+		end = strchr(p, '&');
+		if (end == NULL)
+			end = p + strlen(p);
+		klen = strcspn(p, "=&");
+		if (!((klen == 6 && memcmp(p, "entity", 6) == 0) || (klen == 9 && memcmp(p, "entity_id", 9) == 0) ||
+		      (klen == 5 && memcmp(p, "since", 5) == 0) || (klen == 5 && memcmp(p, "limit", 5) == 0) ||
+		      (klen == 6 && memcmp(p, "cursor", 6) == 0)))
+			return IDB_E_BAD_REQUEST;
+		p = *end ? end + 1 : end;
+	}
+	if ((e = idb_req_query(x->req, "entity", &f->entity)) != IDB_OK ||
+	    (e = idb_req_query(x->req, "entity_id", &f->entity_id)) != IDB_OK ||
+	    (e = idb_req_query(x->req, "since", &f->since)) != IDB_OK ||
+	    (e = idb_req_query(x->req, "cursor", &cursor)) != IDB_OK)
+		return e;
+	if (f->since != NULL && !idb_valid_time(f->since))
+		return IDB_E_BAD_REQUEST;
+	if ((f->entity != NULL && strlen(f->entity) > 32) || (f->entity_id != NULL && strlen(f->entity_id) > 64))
+		return IDB_E_BAD_REQUEST;
+	if (cursor != NULL && (cursor[0] != 's' || idb_parse_ll(cursor + 1, 0, (long long)1 << 62, &f->after_seq) != 0))
+		return IDB_E_BAD_REQUEST;
+	return IDB_OK;
+}
+
+struct collect {
+	cJSON *items;
+	int n;
+	long long last;
+};
+
+static void
+collect(cJSON *e, long long seq, void *arg)
+{
+	struct collect *c = arg;
+
+	cJSON_AddItemToArray(c->items, cJSON_Duplicate(e, 1));
+	c->last = seq;
+	c->n++;
+}
+
+enum idb_err
+idb_api_changes_list(struct idb_ctx *x)
+{
+	struct idb_chg_filter f;
+	struct collect c;
+	cJSON *j;
+	enum idb_err e;
+	int limit;
+
+	if ((e = filters(x, &f)) != IDB_OK || (e = idb_api_limit(x, &limit)) != IDB_OK)
+		return e;
+	f.limit = limit + 1;
+	memset(&c, 0, sizeof(c));
+	if ((j = cJSON_CreateObject()) == NULL || (c.items = cJSON_AddArrayToObject(j, "items")) == NULL) {
+		cJSON_Delete(j);
+		return IDB_E_NOMEM;
+	}
+	if ((e = idb_chg_each(x->oh->db, &f, collect, &c)) != IDB_OK) {
+		cJSON_Delete(j);
+		return e;
+	}
+	if (c.n > limit) {
+		char cur[24];
+		cJSON *extra = cJSON_DetachItemFromArray(c.items, limit);
+		cJSON *lastkept = cJSON_GetArrayItem(c.items, limit - 1);
+
+		cJSON_Delete(extra);
+		snprintf(cur, sizeof(cur), "s%lld", (long long)cJSON_GetObjectItem(lastkept, "seq")->valuedouble);
+		cJSON_AddStringToObject(j, "next_cursor", cur);
+	} else
+		cJSON_AddNullToObject(j, "next_cursor");
+	return idb_api_reply(x, 200, j);
+}
+
+static void
+line(cJSON *e, long long seq, void *arg)
+{
+	struct idb_buf *b = arg;
+	char *s = cJSON_PrintUnformatted(e);
+
+	(void)seq;
+	if (s != NULL) {
+		idb_buf_addstr(b, s);
+		idb_buf_addstr(b, "\n");
+		cJSON_free(s);
+	}
+}
+
+enum idb_err
+idb_api_changes_export(struct idb_ctx *x)
+{
+	struct idb_chg_filter f;
+
+	if (x->req->query != NULL && *x->req->query != '\0')
+		return IDB_E_BAD_REQUEST;
+	memset(&f, 0, sizeof(f));
+	idb_buf_reset(&x->resp->body);
+	x->resp->content_type = "application/x-ndjson";
+	idb_resp_header(x->resp, "Content-Disposition", "attachment; filename=\"changes.ndjson\"");
+	x->resp->status = 200;
+	return idb_chg_each(x->oh->db, &f, line, &x->resp->body);
+}

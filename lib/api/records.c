@@ -1,0 +1,852 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The generic record engine behind the five case-data resources. SQL text is
+ * assembled only from the fixed identifiers of the resource tables
+ * (lib/api/resources.c); every value is bound.
+ */
+#include "api/records_impl.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "core/buf.h"
+#include "crypto/field.h"
+#include "store/db.h"
+#include "valid/valid.h"
+
+#define SQL_MAX 8192
+#define META ", version, created_at, updated_at, created_by, updated_by"
+
+struct rv {
+	int present, is_null;
+	const char *s;
+	long long i;
+};
+
+/* ---- SQL assembly from the resource tables ------------------------------ */
+
+static const char *
+sql_finish(struct idb_arena *a, struct idb_buf *b)
+{
+	const char *s = b->data ? idb_arena_strdup(a, b->data) : NULL;
+
+	idb_buf_free(b);
+	return s;
+}
+
+/* "rid, id, col..., meta": sensitive columns only as "is it set". */
+static void
+add_select_cols(struct idb_buf *b, const struct idb_resource *r)
+{
+	size_t i;
+
+	idb_buf_addstr(b, "rid, id");
+	for (i = 0; i < r->ncols; i++) {
+		idb_buf_addstr(b, ", ");
+		if (r->cols[i].kind == IDB_CK_SECRET) {
+			idb_buf_addstr(b, "(");
+			idb_buf_addstr(b, r->cols[i].name);
+			idb_buf_addstr(b, " IS NOT NULL)");
+		} else
+			idb_buf_addstr(b, r->cols[i].name);
+	}
+	idb_buf_addstr(b, META);
+}
+
+static const char *
+sql_get(struct idb_arena *a, const struct idb_resource *r)
+{
+	struct idb_buf b;
+
+	idb_buf_init(&b, SQL_MAX);
+	idb_buf_addstr(&b, "SELECT ");
+	add_select_cols(&b, r);
+	idb_buf_addstr(&b, " FROM ");
+	idb_buf_addstr(&b, r->name);
+	idb_buf_addstr(&b, " WHERE id = ? AND deleted_at IS NULL");
+	return sql_finish(a, &b);
+}
+
+static int
+has_last4(const struct idb_resource *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->ncols; i++)
+		if (r->cols[i].flags & IDB_CF_LAST4)
+			return 1;
+	return 0;
+}
+
+/* INSERT of every column, then the last-4 index, then the metadata. */
+static const char *
+sql_insert(struct idb_arena *a, const struct idb_resource *r)
+{
+	struct idb_buf b;
+	size_t i, n = r->ncols + 2 + 5 + (size_t)has_last4(r);
+
+	idb_buf_init(&b, SQL_MAX);
+	idb_buf_addstr(&b, "INSERT INTO ");
+	idb_buf_addstr(&b, r->name);
+	idb_buf_addstr(&b, " (id");
+	/* The last-4 index follows its column, in the order bind_col binds them. */
+	for (i = 0; i < r->ncols; i++) {
+		idb_buf_addstr(&b, ", ");
+		idb_buf_addstr(&b, r->cols[i].name);
+		if (r->cols[i].flags & IDB_CF_LAST4)
+			idb_buf_addstr(&b, ", a_number_last4");
+	}
+	idb_buf_addstr(&b, META ") VALUES (?");
+	for (i = 1; i < n - 1; i++)
+		idb_buf_addstr(&b, ", ?");
+	idb_buf_addstr(&b, ")");
+	return sql_finish(a, &b);
+}
+
+/* UPDATE of the columns present in the body. */
+static const char *
+sql_update(struct idb_arena *a, const struct idb_resource *r, const struct rv *v)
+{
+	struct idb_buf b;
+	size_t i;
+
+	idb_buf_init(&b, SQL_MAX);
+	idb_buf_addstr(&b, "UPDATE ");
+	idb_buf_addstr(&b, r->name);
+	idb_buf_addstr(&b, " SET version = version + 1, updated_at = ?, updated_by = ?");
+	for (i = 0; i < r->ncols; i++) {
+		if (!v[i].present)
+			continue;
+		idb_buf_addstr(&b, ", ");
+		idb_buf_addstr(&b, r->cols[i].name);
+		idb_buf_addstr(&b, " = ?");
+		if (r->cols[i].flags & IDB_CF_LAST4)
+			idb_buf_addstr(&b, ", a_number_last4 = ?");
+	}
+	idb_buf_addstr(&b, " WHERE id = ? AND version = ? AND deleted_at IS NULL");
+	return sql_finish(a, &b);
+}
+
+/* ---- values --------------------------------------------------------------- */
+
+static int never(const char *s) { (void)s; return 0; }
+static int ref_client(const char *s) { return idb_id_valid(s, 'c'); }
+static int ref_case(const char *s) { return idb_id_valid(s, 'k'); }
+static int ref_user(const char *s) { return idb_id_valid(s, 'u'); }
+
+static int (*ref_check(const char *table))(const char *)
+{
+	if (strcmp(table, "clients") == 0)
+		return ref_client;
+	if (strcmp(table, "cases") == 0)
+		return ref_case;
+	return ref_user;
+}
+
+/* The validator table of a resource: for POST (required marks) or PATCH (+ version). */
+static struct idb_vfield *
+vtable(struct idb_arena *a, const struct idb_resource *r, int patch, size_t *n)
+{
+	struct idb_vfield *t = idb_arena_calloc(a, (r->ncols + 1) * sizeof(*t));
+	const struct idb_rcol *c;
+	size_t i;
+
+	if (t == NULL)
+		return NULL;
+	for (i = 0; i < r->ncols; i++) {
+		c = &r->cols[i];
+		t[i].name = c->name;
+		t[i].flags = (c->flags & IDB_CF_REQUIRED) ? (patch ? 0 : IDB_VF_REQUIRED) : IDB_VF_NULLABLE;
+		if (c->flags & IDB_CF_MULTILINE)
+			t[i].flags |= IDB_VF_MULTILINE;
+		t[i].min = (c->flags & IDB_CF_REQUIRED) || c->kind == IDB_CK_SECRET ? 1 : 0;
+		t[i].max = c->max;
+		t[i].check = c->check;
+		t[i].check_msg = c->check_msg;
+		switch (c->kind) {
+		case IDB_CK_TEXT:
+		case IDB_CK_SECRET:
+			t[i].type = IDB_V_STRING;
+			break;
+		case IDB_CK_DATE:
+			t[i].type = IDB_V_STRING;
+			t[i].check = idb_valid_date;
+			t[i].check_msg = "must be a date YYYY-MM-DD";
+			break;
+		case IDB_CK_TIME:
+			t[i].type = IDB_V_STRING;
+			t[i].check = idb_valid_time;
+			t[i].check_msg = "must be a time YYYY-MM-DDTHH:MM:SSZ";
+			break;
+		case IDB_CK_BOOL:
+			t[i].type = IDB_V_BOOL;
+			break;
+		case IDB_CK_ENUM:
+			t[i].type = IDB_V_ENUM;
+			t[i].choices = c->choices;
+			break;
+		case IDB_CK_REF:
+			t[i].type = IDB_V_STRING;
+			t[i].check = ref_check(c->ref);
+			t[i].check_msg = "is not an id of this organization";
+			break;
+		}
+		if (c->flags & IDB_CF_READONLY) {
+			t[i].type = IDB_V_STRING;
+			t[i].check = never;
+			t[i].check_msg = "is read-only";
+		}
+	}
+	*n = r->ncols;
+	if (patch) {
+		t[i].name = "version";
+		t[i].type = IDB_V_INT;
+		t[i].flags = IDB_VF_REQUIRED;
+		t[i].min = 1;
+		t[i].max = (long long)1 << 53;
+		(*n)++;
+	}
+	return t;
+}
+
+static void
+copy_vals(const struct idb_vvalue *in, struct rv *out, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[i].present = in[i].present;
+		out[i].is_null = in[i].is_null;
+		out[i].s = in[i].s;
+		out[i].i = in[i].i;
+	}
+}
+
+static enum idb_err
+invalid(cJSON **fields, const char *name, const char *msg)
+{
+	if (*fields == NULL && (*fields = cJSON_CreateObject()) == NULL)
+		return IDB_E_NOMEM;
+	if (cJSON_GetObjectItemCaseSensitive(*fields, name) == NULL)
+		cJSON_AddStringToObject(*fields, name, msg);
+	return IDB_E_VALIDATION;
+}
+
+/* Does the referenced record exist in this org (and is it not deleted)? */
+static enum idb_err
+ref_exists(sqlite3 *db, const char *table, const char *id)
+{
+	static const char q_clients[] = "SELECT 1 FROM clients WHERE id = ? AND deleted_at IS NULL";
+	static const char q_cases[] = "SELECT 1 FROM cases WHERE id = ? AND deleted_at IS NULL";
+	static const char q_users[] = "SELECT 1 FROM users WHERE id = ?";
+	const char *q = strcmp(table, "clients") == 0 ? q_clients : strcmp(table, "cases") == 0 ? q_cases : q_users;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return IDB_OK;
+	return rc == SQLITE_DONE ? IDB_E_NOT_FOUND : IDB_E_DB;
+}
+
+static int
+col_index(const struct idb_resource *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->ncols; i++)
+		if (strcmp(r->cols[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* The value a column will have: the body's if present, else the current row's (cur may be NULL). */
+static const char *
+merged_text(const struct idb_resource *r, const struct rv *v, const cJSON *cur, const char *name)
+{
+	int i = col_index(r, name);
+	const cJSON *c;
+
+	if (i < 0)
+		return NULL;
+	if (v[i].present)
+		return v[i].is_null ? NULL : v[i].s;
+	c = cur ? cJSON_GetObjectItemCaseSensitive(cur, name) : NULL;
+	return cJSON_IsString(c) ? c->valuestring : NULL;
+}
+
+/* References and the rules that span fields; cur is the current record on PATCH. */
+static enum idb_err
+cross_check(const struct idb_rec_env *env, const struct idb_resource *r, const struct rv *v, const cJSON *cur,
+            cJSON **fields)
+{
+	enum idb_err e = IDB_OK, e2;
+	const char *s, *t;
+	size_t i;
+
+	for (i = 0; i < r->ncols; i++) {
+		if (r->cols[i].kind != IDB_CK_REF || !v[i].present || v[i].is_null)
+			continue;
+		if ((e2 = ref_exists(env->db, r->cols[i].ref, v[i].s)) == IDB_E_NOT_FOUND)
+			e = invalid(fields, r->cols[i].name, "is not an id of this organization");
+		else if (e2 != IDB_OK)
+			return e2;
+	}
+	if (r == &idb_res_events) {
+		s = merged_text(r, v, cur, "starts_at");
+		t = merged_text(r, v, cur, "ends_at");
+		if (s != NULL && t != NULL && strcmp(t, s) < 0)
+			e = invalid(fields, "ends_at", "must not be before starts_at");
+	}
+	if (r == &idb_res_notes && merged_text(r, v, cur, "client_id") == NULL &&
+	    merged_text(r, v, cur, "case_id") == NULL)
+		e = invalid(fields, "client_id", "a note needs a client_id or a case_id");
+	return e;
+}
+
+/* ---- encryption ------------------------------------------------------------ */
+
+static void
+field_ad(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, const char *col,
+         struct idb_field_ad *ad)
+{
+	ad->org_id = env->org_id;
+	ad->table = r->name;
+	ad->row_id = id;
+	ad->column = col;
+}
+
+/* Binds the ciphertext of s (or NULL) at index i. */
+static enum idb_err
+bind_secret(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, const char *col,
+            sqlite3_stmt *st, int i, const char *s)
+{
+	struct idb_field_ad ad;
+	unsigned char *blob;
+	size_t n;
+	enum idb_err e;
+
+	if (s == NULL)
+		return sqlite3_bind_null(st, i) == SQLITE_OK ? IDB_OK : IDB_E_DB;
+	n = strlen(s);
+	if ((blob = idb_arena_alloc(env->arena, n + IDB_FIELD_OVERHEAD)) == NULL)
+		return IDB_E_NOMEM;
+	field_ad(env, r, id, col, &ad);
+	if ((e = idb_field_encrypt(env->keys->field, env->keys->field_version, &ad, (const unsigned char *)s, n,
+	                           blob)) != IDB_OK)
+		return e;
+	return sqlite3_bind_blob(st, i, blob, (int)(n + IDB_FIELD_OVERHEAD), SQLITE_TRANSIENT) == SQLITE_OK ? IDB_OK
+	                                                                                                  : IDB_E_DB;
+}
+
+/*
+ * The search key of an A-number's last four digits: BLAKE2b keyed with a
+ * key derived from the org's field key, so the table holds no digits in
+ * clear and another org's index says nothing about this one's.
+ */
+static void
+last4_key(const struct idb_org_keys *k, const char digits[4], unsigned char out[16])
+{
+	unsigned char sub[crypto_generichash_KEYBYTES];
+
+	crypto_kdf_derive_from_key(sub, sizeof(sub), 1, "idblast4", k->field);
+	crypto_generichash(out, 16, (const unsigned char *)digits, 4, sub, sizeof(sub));
+	sodium_memzero(sub, sizeof(sub));
+}
+
+static enum idb_err
+bind_last4(const struct idb_rec_env *env, sqlite3_stmt *st, int i, const char *a_number)
+{
+	unsigned char h[16];
+	size_t n;
+
+	if (a_number == NULL || (n = strlen(a_number)) < 4)
+		return sqlite3_bind_null(st, i) == SQLITE_OK ? IDB_OK : IDB_E_DB;
+	last4_key(env->keys, a_number + n - 4, h);
+	return sqlite3_bind_blob(st, i, h, sizeof(h), SQLITE_TRANSIENT) == SQLITE_OK ? IDB_OK : IDB_E_DB;
+}
+
+/* Binds column c's new value. */
+static enum idb_err
+bind_col(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, sqlite3_stmt *st, int *pos,
+         size_t c, const struct rv *v)
+{
+	const struct idb_rcol *col = &r->cols[c];
+	const char *s = v->is_null ? NULL : v->s;
+	enum idb_err e = IDB_OK;
+
+	if (col->kind == IDB_CK_SECRET) {
+		if ((e = bind_secret(env, r, id, col->name, st, (*pos)++, s)) != IDB_OK)
+			return e;
+		if (col->flags & IDB_CF_LAST4)
+			e = bind_last4(env, st, (*pos)++, s);
+		return e;
+	}
+	if (col->kind == IDB_CK_BOOL)
+		sqlite3_bind_int(st, (*pos)++, v->is_null ? 0 : (int)v->i);
+	else if (s == NULL)
+		sqlite3_bind_null(st, (*pos)++);
+	else
+		sqlite3_bind_text(st, (*pos)++, s, -1, SQLITE_TRANSIENT);
+	return IDB_OK;
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+/* The API's JSON of the row at the statement (columns as add_select_cols). */
+cJSON *
+idb_rec_row_json(const struct idb_resource *r, sqlite3_stmt *st)
+{
+	cJSON *j = cJSON_CreateObject(), *s;
+	const unsigned char *t;
+	int i, c = 2;
+
+	if (j == NULL)
+		return NULL;
+	cJSON_AddStringToObject(j, "id", (const char *)sqlite3_column_text(st, 1));
+	for (i = 0; i < (int)r->ncols; i++, c++) {
+		const struct idb_rcol *col = &r->cols[i];
+
+		if (col->kind == IDB_CK_SECRET) {
+			s = cJSON_AddObjectToObject(j, col->name);
+			if (s != NULL)
+				cJSON_AddBoolToObject(s, "set", sqlite3_column_int(st, c));
+		} else if (col->kind == IDB_CK_BOOL)
+			cJSON_AddBoolToObject(j, col->name, sqlite3_column_int(st, c));
+		else if ((t = sqlite3_column_text(st, c)) == NULL)
+			cJSON_AddNullToObject(j, col->name);
+		else
+			cJSON_AddStringToObject(j, col->name, (const char *)t);
+	}
+	cJSON_AddNumberToObject(j, "version", (double)sqlite3_column_int64(st, c));
+	cJSON_AddStringToObject(j, "created_at", (const char *)sqlite3_column_text(st, c + 1));
+	cJSON_AddStringToObject(j, "updated_at", (const char *)sqlite3_column_text(st, c + 2));
+	cJSON_AddStringToObject(j, "created_by", (const char *)sqlite3_column_text(st, c + 3));
+	cJSON_AddStringToObject(j, "updated_by", (const char *)sqlite3_column_text(st, c + 4));
+	return j;
+}
+
+static enum idb_err
+load(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, cJSON **out, long long *rid)
+{
+	const char *sql = sql_get(env->arena, r);
+	sqlite3_stmt *st = NULL;
+	enum idb_err e;
+	int rc;
+
+	*out = NULL;
+	if (sql == NULL)
+		return IDB_E_NOMEM;
+	if (!idb_id_valid(id, r->id_prefix))
+		return IDB_E_NOT_FOUND;
+	if (sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (rid != NULL)
+			*rid = sqlite3_column_int64(st, 0);
+		e = (*out = idb_rec_row_json(r, st)) != NULL ? IDB_OK : IDB_E_NOMEM;
+	} else
+		e = rc == SQLITE_DONE ? IDB_E_NOT_FOUND : IDB_E_DB;
+	sqlite3_finalize(st);
+	return e;
+}
+
+enum idb_err
+idb_rec_get(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, cJSON **out)
+{
+	return load(env, r, id, out, NULL);
+}
+
+/* ---- the search index ----------------------------------------------------- */
+
+static enum idb_err
+fts_sync(const struct idb_rec_env *env, const struct idb_resource *r, long long rid, int reinsert)
+{
+	struct idb_buf b;
+	sqlite3_stmt *st = NULL;
+	const char *const *c;
+	const char *sql;
+	int rc;
+
+	if (r->fts == NULL)
+		return IDB_OK;
+	idb_buf_init(&b, SQL_MAX);
+	idb_buf_addstr(&b, "DELETE FROM ");
+	idb_buf_addstr(&b, r->fts);
+	idb_buf_addstr(&b, " WHERE docid = ?");
+	if ((sql = sql_finish(env->arena, &b)) == NULL || sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_int64(st, 1, rid);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return IDB_E_DB;
+	if (!reinsert)
+		return IDB_OK;
+	idb_buf_init(&b, SQL_MAX);
+	idb_buf_addstr(&b, "INSERT INTO ");
+	idb_buf_addstr(&b, r->fts);
+	idb_buf_addstr(&b, " (docid");
+	for (c = r->fts_cols; *c != NULL; c++) {
+		idb_buf_addstr(&b, ", ");
+		idb_buf_addstr(&b, *c);
+	}
+	idb_buf_addstr(&b, ") SELECT rid");
+	for (c = r->fts_cols; *c != NULL; c++) {
+		idb_buf_addstr(&b, ", coalesce(");
+		idb_buf_addstr(&b, *c);
+		idb_buf_addstr(&b, ", '')");
+	}
+	idb_buf_addstr(&b, " FROM ");
+	idb_buf_addstr(&b, r->name);
+	idb_buf_addstr(&b, " WHERE rid = ?");
+	if ((sql = sql_finish(env->arena, &b)) == NULL || sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_int64(st, 1, rid);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? IDB_OK : IDB_E_DB;
+}
+
+/* ---- create, update, delete ------------------------------------------------ */
+
+static enum idb_err
+validate(const struct idb_rec_env *env, const struct idb_resource *r, const cJSON *body, int patch, struct rv *v,
+         long long *version, cJSON **fields)
+{
+	struct idb_vvalue *vv;
+	struct idb_vfield *t;
+	size_t n;
+	enum idb_err e;
+
+	if ((t = vtable(env->arena, r, patch, &n)) == NULL ||
+	    (vv = idb_arena_calloc(env->arena, n * sizeof(*vv))) == NULL)
+		return IDB_E_NOMEM;
+	if ((e = idb_valid_apply(t, n, body, vv, fields)) != IDB_OK)
+		return e;
+	copy_vals(vv, v, r->ncols);
+	if (patch)
+		*version = vv[r->ncols].i;
+	return IDB_OK;
+}
+
+enum idb_err
+idb_rec_create(const struct idb_rec_env *env, const struct idb_resource *r, const cJSON *body,
+               char id[IDB_ID_LEN + 1], cJSON **fields)
+{
+	char now[IDB_TIME_LEN];
+	struct rv *v;
+	sqlite3_stmt *st = NULL;
+	cJSON *rec = NULL, *changes = NULL;
+	const char *sql;
+	enum idb_err e;
+	long long rid;
+	size_t i;
+	int pos = 1, rc;
+
+	*fields = NULL;
+	if ((v = idb_arena_calloc(env->arena, r->ncols * sizeof(*v))) == NULL)
+		return IDB_E_NOMEM;
+	if ((e = validate(env, r, body, 0, v, NULL, fields)) != IDB_OK)
+		return e;
+	/* Defaults: enums, the owner, the sync state. */
+	for (i = 0; i < r->ncols; i++) {
+		if (r->cols[i].kind == IDB_CK_ENUM && r->cols[i].def != NULL && (!v[i].present || v[i].is_null)) {
+			v[i].present = 1;
+			v[i].is_null = 0;
+			v[i].s = r->cols[i].def;
+		}
+		if ((r->cols[i].flags & IDB_CF_SELF) && !v[i].present) {
+			v[i].present = 1;
+			v[i].s = env->actor.id;
+		}
+	}
+	if (r == &idb_res_events) {
+		int sync = col_index(r, "sync"), status = col_index(r, "sync_status");
+
+		v[status].s = v[sync].present && !v[sync].is_null && v[sync].i ? "pending" : "none";
+	}
+	if ((e = idb_db_begin(env->db)) != IDB_OK)
+		return e;
+	if ((e = cross_check(env, r, v, NULL, fields)) != IDB_OK)
+		goto out;
+	idb_id_new(r->id_prefix, id);
+	idb_time_now(now);
+	if ((sql = sql_insert(env->arena, r)) == NULL) {
+		e = IDB_E_NOMEM;
+		goto out;
+	}
+	if (sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		e = IDB_E_DB;
+		goto out;
+	}
+	sqlite3_bind_text(st, pos++, id, -1, SQLITE_STATIC);
+	for (i = 0; i < r->ncols; i++) {
+		struct rv one = v[i];
+
+		if (!one.present)
+			one.is_null = 1;
+		if ((e = bind_col(env, r, id, st, &pos, i, &one)) != IDB_OK)
+			goto out;
+	}
+	sqlite3_bind_int(st, pos++, 1);
+	sqlite3_bind_text(st, pos++, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, pos++, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, pos++, env->actor.id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, pos++, env->actor.id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE) {
+		e = rc == SQLITE_CONSTRAINT ? IDB_E_CONFLICT : IDB_E_DB;
+		goto out;
+	}
+	rid = sqlite3_last_insert_rowid(env->db);
+	if ((e = fts_sync(env, r, rid, 1)) != IDB_OK || (e = load(env, r, id, &rec, NULL)) != IDB_OK)
+		goto out;
+	/* The change log: every field that has a value, from null. */
+	if ((changes = cJSON_CreateObject()) == NULL) {
+		e = IDB_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < r->ncols && e == IDB_OK; i++) {
+		const cJSON *val = cJSON_GetObjectItemCaseSensitive(rec, r->cols[i].name);
+
+		if (r->cols[i].kind == IDB_CK_SECRET) {
+			if (v[i].present && !v[i].is_null)
+				e = idb_chg_secret(changes, r->cols[i].name, 0, 1);
+		} else if (val != NULL && !cJSON_IsNull(val))
+			e = idb_chg_field(changes, r->cols[i].name, NULL, val);
+	}
+	if (e == IDB_OK && (e = idb_chg_append(env->db, &env->actor, "create", r->name, id, changes)) == IDB_OK)
+		e = idb_db_commit(env->db);
+out:
+	sqlite3_finalize(st);
+	cJSON_Delete(rec);
+	cJSON_Delete(changes);
+	if (e != IDB_OK)
+		idb_db_rollback(env->db);
+	return e;
+}
+
+enum idb_err
+idb_rec_update(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, const cJSON *body,
+               cJSON **fields)
+{
+	char now[IDB_TIME_LEN];
+	cJSON *cur = NULL, *next = NULL, *changes = NULL;
+	struct rv *v;
+	sqlite3_stmt *st = NULL;
+	const char *sql;
+	long long version = 0, rid = 0;
+	enum idb_err e;
+	size_t i;
+	int pos = 1, rc;
+
+	*fields = NULL;
+	if (!idb_id_valid(id, r->id_prefix))
+		return IDB_E_NOT_FOUND;
+	if ((v = idb_arena_calloc(env->arena, r->ncols * sizeof(*v))) == NULL)
+		return IDB_E_NOMEM;
+	if ((e = validate(env, r, body, 1, v, &version, fields)) != IDB_OK)
+		return e;
+	for (i = 0; i < r->ncols; i++)
+		if ((r->cols[i].flags & IDB_CF_REQUIRED) && v[i].present && v[i].is_null)
+			e = invalid(fields, r->cols[i].name, "is required and cannot be null");
+	if (e != IDB_OK)
+		return e;
+	if ((e = idb_db_begin(env->db)) != IDB_OK)
+		return e;
+	if ((e = load(env, r, id, &cur, &rid)) != IDB_OK)
+		goto out;
+	if ((long long)cJSON_GetObjectItemCaseSensitive(cur, "version")->valuedouble != version) {
+		e = IDB_E_CONFLICT;
+		goto out;
+	}
+	if (r == &idb_res_events) {
+		int sync = col_index(r, "sync"), status = col_index(r, "sync_status");
+
+		if (v[sync].present) {
+			v[status].present = 1;
+			v[status].s = !v[sync].is_null && v[sync].i ? "pending" : "none";
+		}
+	}
+	if ((e = cross_check(env, r, v, cur, fields)) != IDB_OK)
+		goto out;
+	idb_time_now(now);
+	if ((sql = sql_update(env->arena, r, v)) == NULL) {
+		e = IDB_E_NOMEM;
+		goto out;
+	}
+	if (sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		e = IDB_E_DB;
+		goto out;
+	}
+	sqlite3_bind_text(st, pos++, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, pos++, env->actor.id, -1, SQLITE_STATIC);
+	for (i = 0; i < r->ncols; i++)
+		if (v[i].present && (e = bind_col(env, r, id, st, &pos, i, &v[i])) != IDB_OK)
+			goto out;
+	sqlite3_bind_text(st, pos++, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, pos++, version);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE) {
+		e = IDB_E_DB;
+		goto out;
+	}
+	if (sqlite3_changes(env->db) != 1) {
+		e = IDB_E_CONFLICT;
+		goto out;
+	}
+	if ((e = load(env, r, id, &next, NULL)) != IDB_OK)
+		goto out;
+	if ((changes = cJSON_CreateObject()) == NULL) {
+		e = IDB_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < r->ncols && e == IDB_OK; i++) {
+		const cJSON *a = cJSON_GetObjectItemCaseSensitive(cur, r->cols[i].name);
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(next, r->cols[i].name);
+
+		if (r->cols[i].kind == IDB_CK_SECRET) {
+			/* A value sent is a change, even if equal: the old one is not decrypted to compare. */
+			if (v[i].present && !(v[i].is_null && !cJSON_IsTrue(cJSON_GetObjectItem(a, "set"))))
+				e = idb_chg_secret(changes, r->cols[i].name, cJSON_IsTrue(cJSON_GetObjectItem(a, "set")),
+				                   cJSON_IsTrue(cJSON_GetObjectItem(b, "set")));
+		} else if (!cJSON_Compare(a, b, 1))
+			e = idb_chg_field(changes, r->cols[i].name, a, b);
+	}
+	if (e != IDB_OK)
+		goto out;
+	if (changes->child == NULL) {
+		/* Nothing changed: no new version, no change-log row. */
+		idb_db_rollback(env->db);
+		goto out;
+	}
+	if ((e = fts_sync(env, r, rid, 1)) != IDB_OK ||
+	    (e = idb_chg_append(env->db, &env->actor, "update", r->name, id, changes)) != IDB_OK)
+		goto out;
+	e = idb_db_commit(env->db);
+out:
+	sqlite3_finalize(st);
+	cJSON_Delete(cur);
+	cJSON_Delete(next);
+	cJSON_Delete(changes);
+	if (e != IDB_OK)
+		idb_db_rollback(env->db);
+	return e;
+}
+
+enum idb_err
+idb_rec_delete(const struct idb_rec_env *env, const struct idb_resource *r, const char *id)
+{
+	char now[IDB_TIME_LEN];
+	struct idb_buf b;
+	sqlite3_stmt *st = NULL;
+	cJSON *cur = NULL, *changes = NULL;
+	const char *sql;
+	long long rid = 0;
+	enum idb_err e;
+	int rc;
+
+	if (!idb_id_valid(id, r->id_prefix))
+		return IDB_E_NOT_FOUND;
+	if ((e = idb_db_begin(env->db)) != IDB_OK)
+		return e;
+	if ((e = load(env, r, id, &cur, &rid)) != IDB_OK)
+		goto out;
+	idb_buf_init(&b, SQL_MAX);
+	idb_buf_addstr(&b, "UPDATE ");
+	idb_buf_addstr(&b, r->name);
+	idb_buf_addstr(&b, " SET deleted_at = ?, updated_at = ?, updated_by = ?, version = version + 1"
+	                   " WHERE id = ? AND deleted_at IS NULL");
+	if ((sql = sql_finish(env->arena, &b)) == NULL ||
+	    sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		e = IDB_E_DB;
+		goto out;
+	}
+	idb_time_now(now);
+	sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, env->actor.id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE || sqlite3_changes(env->db) != 1) {
+		e = rc == SQLITE_DONE ? IDB_E_NOT_FOUND : IDB_E_DB;
+		goto out;
+	}
+	if ((changes = cJSON_CreateObject()) == NULL) {
+		e = IDB_E_NOMEM;
+		goto out;
+	}
+	if ((e = fts_sync(env, r, rid, 0)) != IDB_OK ||
+	    (e = idb_chg_append(env->db, &env->actor, "delete", r->name, id, changes)) != IDB_OK)
+		goto out;
+	e = idb_db_commit(env->db);
+out:
+	sqlite3_finalize(st);
+	cJSON_Delete(cur);
+	cJSON_Delete(changes);
+	if (e != IDB_OK)
+		idb_db_rollback(env->db);
+	return e;
+}
+
+enum idb_err
+idb_rec_reveal(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, const char *column,
+               const char **value)
+{
+	struct idb_field_ad ad;
+	struct idb_buf b;
+	sqlite3_stmt *st = NULL;
+	const char *sql;
+	unsigned char *out;
+	size_t n = 0, len;
+	enum idb_err e = IDB_OK;
+	int c = col_index(r, column), rc;
+
+	*value = NULL;
+	if (c < 0 || r->cols[c].kind != IDB_CK_SECRET)
+		return IDB_E_VALIDATION;
+	if (!idb_id_valid(id, r->id_prefix))
+		return IDB_E_NOT_FOUND;
+	idb_buf_init(&b, SQL_MAX);
+	idb_buf_addstr(&b, "SELECT ");
+	idb_buf_addstr(&b, r->cols[c].name);
+	idb_buf_addstr(&b, " FROM ");
+	idb_buf_addstr(&b, r->name);
+	idb_buf_addstr(&b, " WHERE id = ? AND deleted_at IS NULL");
+	if ((sql = sql_finish(env->arena, &b)) == NULL || sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		e = IDB_E_NOT_FOUND;
+	else if (rc != SQLITE_ROW)
+		e = IDB_E_DB;
+	else if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		len = (size_t)sqlite3_column_bytes(st, 0);
+		if (len < IDB_FIELD_OVERHEAD || (out = idb_arena_alloc(env->arena, len - IDB_FIELD_OVERHEAD + 1)) == NULL)
+			e = len < IDB_FIELD_OVERHEAD ? IDB_E_CRYPTO : IDB_E_NOMEM;
+		else {
+			field_ad(env, r, id, r->cols[c].name, &ad);
+			e = idb_field_decrypt(env->keys->field, env->keys->field_version, &ad, sqlite3_column_blob(st, 0),
+			                      len, out, &n);
+			if (e == IDB_OK) {
+				out[n] = '\0';
+				*value = (const char *)out;
+			}
+		}
+	}
+	sqlite3_finalize(st);
+	return e;
+}
