@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "api/api.h"
+#include "api/records_impl.h"
 #include "audit/changelog.h"
 #include "auth/auth.h"
 #include "auth/settings.h"
@@ -55,6 +56,7 @@ usage(void)
 	        "  org settings --org S [--require-mfa on|off] [--ip-allowlist CIDR,...] [--notify-sysadmin-access on|off]\n"
 	        "  user add --org S --email E --name N --role admin|member|readonly [--password-stdin]\n"
 	        "  user list --org S [--json]\n"
+	        "  demo-data --org S                (sample clients, cases, events for make run)\n"
 	        "  migrate [--dry-run]\n");
 	return EXIT_USAGE;
 }
@@ -419,6 +421,128 @@ out:
 	return rc;
 }
 
+static void
+first_admin(const struct idb_user *u, void *arg)
+{
+	char *id = arg;
+
+	if (id[0] == '\0' && strcmp(u->role, "admin") == 0 && !u->disabled)
+		memcpy(id, u->id, IDB_ID_LEN + 1);
+}
+
+/* Creates one record from JSON text with %s slots filled from ids; prints nothing. */
+static enum idb_err
+demo_one(const struct idb_rec_env *env, const struct idb_resource *r, const char *json, char id[IDB_ID_LEN + 1])
+{
+	cJSON *body = cJSON_Parse(json), *fields = NULL;
+	enum idb_err e;
+
+	if (body == NULL)
+		return IDB_E_INVALID_JSON;
+	e = idb_rec_create(env, r, body, id, &fields);
+	cJSON_Delete(body);
+	cJSON_Delete(fields);
+	return e;
+}
+
+/*
+ * Sample records for the demo org of `make run`: three clients with cases,
+ * deadlines and appointments, a note and a portal credential. They go through
+ * the same record engine as the API (validation, encryption, change log).
+ */
+static int
+cmd_demo_data(struct cli *c)
+{
+	static const char *const vals[] = {"--org", NULL};
+	const char *slug = opt(c, "--org");
+	char owner[IDB_ID_LEN + 1] = "", cl[3][IDB_ID_LEN + 1], ks[3][IDB_ID_LEN + 1], id[IDB_ID_LEN + 1];
+	char json[1024], pw[21];
+	struct idb_rec_env env;
+	struct idb_org_keys k;
+	struct idb_arena arena;
+	struct idb_org o;
+	sqlite3 *db = NULL;
+	enum idb_err e = IDB_OK;
+	int rc = 0;
+
+	if (check_opts(c, vals, NULL) != 0 || slug == NULL)
+		return usage();
+	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db) != 0)
+		return EXIT_FAILURE;
+	if (idb_reg_org_keys(c->reg, c->master, o.id, &k) != IDB_OK || idb_user_list(db, first_admin, owner) != IDB_OK ||
+	    owner[0] == '\0') {
+		idb_db_close(db);
+		idb_org_keys_wipe(&k);
+		return fail("demo-data", "the org needs an active admin first (immidb-admin user add)");
+	}
+	idb_arena_init(&arena, IDB_ARENA_MAX);
+	env.db = db;
+	env.org_id = o.id;
+	env.keys = &k;
+	env.actor.kind = "system";
+	env.actor.id = "immidb-admin";
+	env.actor.email = "";
+	env.arena = &arena;
+#define DEMO(res, out, ...)                                                                                    \
+	do {                                                                                                   \
+		if (e == IDB_OK && snprintf(json, sizeof(json), __VA_ARGS__) < (int)sizeof(json))                \
+			e = demo_one(&env, &res, json, out);                                                   \
+	} while (0)
+	DEMO(idb_res_clients, cl[0],
+	     "{\"family_name\":\"Garcia\",\"given_name\":\"Mar\u00eda Elena\",\"date_of_birth\":\"1985-04-12\","
+	     "\"country_of_birth\":\"Mexico\",\"citizenship\":\"Mexico\",\"email\":\"maria.garcia@example.com\","
+	     "\"phone\":\"+1 555 0100\",\"a_number\":\"A201234567\",\"passport_number\":\"G12345678\"}");
+	DEMO(idb_res_clients, cl[1],
+	     "{\"family_name\":\"Nguyen\",\"given_name\":\"Thanh\",\"date_of_birth\":\"1990-09-02\","
+	     "\"country_of_birth\":\"Vietnam\",\"citizenship\":\"Vietnam\",\"email\":\"thanh.nguyen@example.com\","
+	     "\"a_number\":\"098765432\"}");
+	DEMO(idb_res_clients, cl[2],
+	     "{\"family_name\":\"Okafor\",\"given_name\":\"Chinedu\",\"country_of_birth\":\"Nigeria\","
+	     "\"citizenship\":\"Nigeria\",\"passport_number\":\"A09876543\",\"phone\":\"+1 555 0177\"}");
+	DEMO(idb_res_cases, ks[0],
+	     "{\"client_id\":\"%s\",\"case_type\":\"I-130\",\"title\":\"Spousal petition\",\"status\":\"pending\","
+	     "\"receipt_number\":\"IOE0912345678\",\"priority_date\":\"2025-03-14\",\"assigned_user_id\":\"%s\"}",
+	     cl[0], owner);
+	DEMO(idb_res_cases, ks[1], "{\"client_id\":\"%s\",\"case_type\":\"N-400\",\"title\":\"Naturalization\"}", cl[1]);
+	DEMO(idb_res_cases, ks[2],
+	     "{\"client_id\":\"%s\",\"case_type\":\"H-1B\",\"title\":\"Cap petition\",\"status\":\"approved\","
+	     "\"receipt_number\":\"WAC2590012345\"}",
+	     cl[2]);
+	DEMO(idb_res_events, id,
+	     "{\"title\":\"Biometrics appointment\",\"kind\":\"biometrics\",\"starts_at\":\"2026-12-10T15:00:00Z\","
+	     "\"ends_at\":\"2026-12-10T15:30:00Z\",\"location\":\"USCIS ASC, Los Angeles\",\"case_id\":\"%s\","
+	     "\"owner_user_id\":\"%s\"}",
+	     ks[0], owner);
+	DEMO(idb_res_events, id,
+	     "{\"title\":\"RFE response due\",\"kind\":\"deadline\",\"starts_at\":\"2027-01-15T23:59:00Z\","
+	     "\"all_day\":true,\"case_id\":\"%s\",\"owner_user_id\":\"%s\"}",
+	     ks[0], owner);
+	DEMO(idb_res_events, id,
+	     "{\"title\":\"Naturalization interview\",\"kind\":\"interview\",\"starts_at\":\"2027-02-03T14:30:00Z\","
+	     "\"case_id\":\"%s\",\"owner_user_id\":\"%s\"}",
+	     ks[1], owner);
+	DEMO(idb_res_notes, id,
+	     "{\"body\":\"Client confirmed the marriage certificate and joint lease are on the way.\","
+	     "\"client_id\":\"%s\",\"case_id\":\"%s\"}",
+	     cl[0], ks[0]);
+	idb_pw_generate(pw);
+	DEMO(idb_res_credentials, id,
+	     "{\"client_id\":\"%s\",\"label\":\"USCIS online account\",\"url\":\"https://my.uscis.gov/\","
+	     "\"username\":\"maria.garcia\",\"password\":\"%s\"}",
+	     cl[0], pw);
+#undef DEMO
+	sodium_memzero(pw, sizeof(pw));
+	sodium_memzero(json, sizeof(json));
+	if (e != IDB_OK)
+		rc = fail("demo-data", idb_err_str(e));
+	else
+		printf("demo data added to %s: 3 clients, 3 cases, 3 events, 1 note, 1 credential\n", slug);
+	idb_arena_free(&arena);
+	idb_org_keys_wipe(&k);
+	idb_db_close(db);
+	return rc;
+}
+
 struct mig_print {
 	const char *db;
 	int dry;
@@ -509,6 +633,7 @@ static const struct command commands[] = {
 	{"org", "settings", cmd_org_settings},
 	{"user", "add", cmd_user_add},
 	{"user", "list", cmd_user_list},
+	{"demo-data", NULL, cmd_demo_data},
 	{"migrate", NULL, cmd_migrate},
 };
 

@@ -55,6 +55,7 @@ if [ ! -f "$data/registry.db" ]; then
 	echo "== demo org 'demo' created; its admin (shown once):"
 	echo "   email: admin@demo.test"
 	admin user add --org demo --email admin@demo.test --name "Demo Admin" --role admin | sed -n 's/^password: /   password: /p'
+	admin demo-data --org demo
 fi
 
 "$top/conf/nginx-dev.sh" --example "$top/nginx.conf.example" --out "$run/nginx.conf" --port "$port" \
