@@ -43,6 +43,8 @@ struct idb_ctx {
 	struct idb_session sess;       /* when have_session */
 	struct idb_user user;          /* the session's user */
 	cJSON *fields;                 /* the 422 messages, freed with the request */
+	const char *log_detail;        /* the access-log entry's detail, set by a handler */
+	const char *log_email;         /* the attempted email of an anonymous request */
 };
 
 extern const struct idb_route idb_routes[];
@@ -68,6 +70,8 @@ enum idb_err idb_api_reply(struct idb_ctx *, int status, cJSON *j);
 enum idb_err idb_api_cookie(struct idb_ctx *, const char *token);
 /* Adds a field message for a 422 found after the table check. */
 enum idb_err idb_api_invalid(struct idb_ctx *, const char *field, const char *msg);
+/* Retry-After: seconds, and IDB_E_TOO_MANY_REQUESTS to return. */
+enum idb_err idb_api_retry_after(struct idb_ctx *, long long seconds);
 /* Parses ?limit= (1..200, default 50); IDB_E_BAD_REQUEST when malformed. */
 enum idb_err idb_api_limit(struct idb_ctx *, int *limit);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit/accesslog.h"
 #include "crypto/pw.h"
 #include "store/db.h"
 #include "store/mig.h"
@@ -72,6 +73,22 @@ role_bit(const char *role)
 	return 0;
 }
 
+/* The org and its open database, at the right schema. */
+static enum idb_err
+guard_db(struct idb_ctx *x)
+{
+	enum idb_err e;
+
+	if ((e = idb_reg_org_find(x->app->reg, x->req->params[0], &x->org)) != IDB_OK)
+		return e;
+	if (strcmp(x->org.state, "active") != 0)
+		return IDB_E_NOT_FOUND;
+	e = idb_cache_get(&x->app->cache, x->app->conf, x->app->reg, x->app->master, x->org.id, &x->oh);
+	if (e == IDB_E_SCHEMA_BEHIND || e == IDB_E_SCHEMA_AHEAD || e == IDB_E_CHECKSUM)
+		return IDB_E_UNAVAILABLE;
+	return e;
+}
+
 enum idb_err
 idb_guard_org(struct idb_ctx *x)
 {
@@ -80,15 +97,7 @@ idb_guard_org(struct idb_ctx *x)
 	sqlite3 *db;
 	enum idb_err e;
 
-	/* The org, and its database at the right schema. */
-	if ((e = idb_reg_org_find(x->app->reg, x->req->params[0], &x->org)) != IDB_OK)
-		return e;
-	if (strcmp(x->org.state, "active") != 0)
-		return IDB_E_NOT_FOUND;
-	e = idb_cache_get(&x->app->cache, x->app->conf, x->app->reg, x->app->master, x->org.id, &x->oh);
-	if (e == IDB_E_SCHEMA_BEHIND || e == IDB_E_SCHEMA_AHEAD || e == IDB_E_CHECKSUM)
-		return IDB_E_UNAVAILABLE;
-	if (e != IDB_OK)
+	if (x->oh == NULL && (e = guard_db(x)) != IDB_OK)
 		return e;
 	db = x->oh->db;
 
@@ -136,6 +145,110 @@ idb_guard_org(struct idb_ctx *x)
 	return IDB_OK;
 }
 
+/* How a request's result is recorded: ok, denied (an access check said no), failed, or not at all. */
+static const char *
+outcome(enum idb_err e)
+{
+	switch (e) {
+	case IDB_OK:
+		return "ok";
+	case IDB_E_UNAUTHENTICATED:
+		return NULL; /* nobody to name: probes without a session are not entries */
+	case IDB_E_FORBIDDEN:
+	case IDB_E_CSRF_FAILED:
+	case IDB_E_IP_NOT_ALLOWED:
+	case IDB_E_MFA_REQUIRED:
+	case IDB_E_MFA_ENROLLMENT_REQUIRED:
+	case IDB_E_REASON_REQUIRED:
+	case IDB_E_TOO_MANY_REQUESTS:
+		return "denied";
+	default:
+		return "failed";
+	}
+}
+
+/* The path after /api/v1/orgs/<slug>/, without a trailing /reveal or /mfa verb. */
+static const char *
+log_target(struct idb_ctx *x)
+{
+	const char *p = x->req->path + strlen("/api/v1/orgs/");
+	char *t;
+	size_t n;
+
+	p += strcspn(p, "/");
+	if (*p == '/')
+		p++;
+	if ((t = idb_arena_strdup(x->req->arena, p)) == NULL)
+		return "";
+	n = strlen(t);
+	if (n > 7 && strcmp(t + n - 7, "/reveal") == 0)
+		t[n - 7] = '\0';
+	return t;
+}
+
+/*
+ * An org request: the org's database, then one transaction around the guard,
+ * the handler and the access-log entry, so that the action and its entry
+ * commit together. The handler's own transactions nest inside (savepoints)
+ * and undo only their part on failure. If the entry cannot be written, the
+ * whole request is undone and answered 503 (fail closed).
+ */
+static enum idb_err
+org_request(struct idb_ctx *x)
+{
+	const struct idb_route *rt = x->route;
+	struct idb_log_entry le;
+	const char *oc;
+	sqlite3 *db;
+	enum idb_err e, le_err;
+	/* Routes without an action (the session routes) write their own entries in
+	 * their own transactions: a login must not hold the write lock while
+	 * Argon2id runs. */
+	int logged = rt->action != NULL, tx = logged;
+
+	if ((e = guard_db(x)) != IDB_OK)
+		return e;
+	db = x->oh->db;
+	if (tx) {
+		if ((e = idb_db_begin(db)) != IDB_OK)
+			return e == IDB_E_DB ? IDB_E_UNAVAILABLE : e;
+		idb_db_floor(db, 1);
+	}
+	if ((e = idb_guard_org(x)) == IDB_OK)
+		e = rt->fn(x);
+	if (!tx)
+		return e;
+	idb_db_floor(db, 0);
+	while (idb_db_depth(db) > 1)
+		idb_db_rollback(db); /* a handler level left open by mistake */
+	if (logged && (oc = outcome(e)) != NULL) {
+		memset(&le, 0, sizeof(le));
+		le.actor_kind = x->have_session ? "user" : "anonymous";
+		le.actor_id = x->have_session ? x->user.id : "";
+		le.actor_email = x->have_session ? x->user.email : (x->log_email ? x->log_email : "");
+		le.via = "app";
+		le.ip = x->req->client_ip;
+		le.action = rt->action;
+		le.target = log_target(x);
+		le.outcome = oc;
+		le.detail = e == IDB_OK ? x->log_detail : idb_err_code(e);
+		if ((le_err = idb_log_append(db, &le)) != IDB_OK) {
+			idb_db_rollback(db);
+			idb_resp_free(x->resp);
+			idb_resp_init(x->resp);
+			fprintf(stderr, "immidb-fcgi[%ld]: access log not writable: %s\n", (long)getpid(),
+			        idb_err_str(le_err));
+			return IDB_E_UNAVAILABLE;
+		}
+	}
+	if (idb_db_commit(db) != IDB_OK) {
+		idb_resp_free(x->resp);
+		idb_resp_init(x->resp);
+		return IDB_E_UNAVAILABLE;
+	}
+	return e;
+}
+
 /* The Allow header of a 405: the methods the table has for this path. */
 static void
 allow_header(struct idb_req *req, struct idb_resp *resp)
@@ -174,11 +287,11 @@ idb_app_handle(struct idb_app *a, struct idb_req *req, struct idb_resp *resp)
 			allow_header(req, resp);
 		goto out;
 	}
-	if ((x.route->flags & IDB_RF_ORG) && (e = idb_guard_org(&x)) != IDB_OK)
+	if (x.route->flags & IDB_RF_ORG) {
+		e = org_request(&x);
 		goto out;
+	}
 	e = x.route->fn(&x);
-	if (x.oh != NULL)
-		idb_db_rollback(x.oh->db); /* a handler that failed mid-transaction */
 out:
 	if (e != IDB_OK) {
 		if (idb_err_status(e) >= 500)

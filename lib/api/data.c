@@ -135,6 +135,15 @@ idb_api_rec_reveal(struct idb_ctx *x)
 	choices[n] = NULL;
 	if ((e = idb_api_body(x, &f, 1, &v)) != IDB_OK)
 		return e;
+	{
+		char *d = idb_arena_alloc(x->req->arena, 7 + strlen(v.s));
+
+		if (d != NULL) {
+			memcpy(d, "field=", 6);
+			memcpy(d + 6, v.s, strlen(v.s) + 1);
+			x->log_detail = d; /* "field=a_number": the name, never the value */
+		}
+	}
 	env_of(x, &env);
 	if ((e = idb_rec_reveal(&env, r, x->req->params[1], v.s, &value)) != IDB_OK)
 		return e;

@@ -55,7 +55,7 @@ check_code(struct idb_ctx *x, const char *code, struct idb_user_totp *t, uint64_
 	long long after;
 
 	if ((e = idb_throttle_check(x->oh->db, x->user.email, x->req->client_ip, x->now, &after)) != IDB_OK)
-		return e;
+		return e == IDB_E_TOO_MANY_REQUESTS ? idb_api_retry_after(x, after) : e;
 	if ((e = idb_api_totp_secret(x, x->user.id, t, secret)) != IDB_OK)
 		return e == IDB_E_NOT_FOUND ? IDB_E_CONFLICT : e;
 	e = idb_totp_verify(secret, sizeof(secret), code, x->now, (uint64_t)t->last_step, step);

@@ -193,6 +193,7 @@ vtable(struct idb_arena *a, const struct idb_resource *r, int patch, size_t *n)
 			break;
 		}
 		if (c->flags & IDB_CF_READONLY) {
+			t[i].flags = 0; /* not even null */
 			t[i].type = IDB_V_STRING;
 			t[i].check = never;
 			t[i].check_msg = "is read-only";
@@ -727,13 +728,12 @@ idb_rec_update(const struct idb_rec_env *env, const struct idb_resource *r, cons
 	}
 	if (e != IDB_OK)
 		goto out;
-	if (changes->child == NULL) {
-		/* Nothing changed: no new version, no change-log row. */
-		idb_db_rollback(env->db);
-		goto out;
-	}
-	if ((e = fts_sync(env, r, rid, 1)) != IDB_OK ||
-	    (e = idb_chg_append(env->db, &env->actor, "update", r->name, id, changes)) != IDB_OK)
+	/* A PATCH that changes no field still takes a new version (the version it
+	 * sent is used up, so two concurrent PATCHes never both succeed), but
+	 * writes no change-log row: nothing changed. */
+	if (changes->child != NULL &&
+	    ((e = fts_sync(env, r, rid, 1)) != IDB_OK ||
+	     (e = idb_chg_append(env->db, &env->actor, "update", r->name, id, changes)) != IDB_OK))
 		goto out;
 	e = idb_db_commit(env->db);
 out:

@@ -21,8 +21,8 @@ static const struct idb_vfield mfa_fields[] = {
 	{"recovery_code", IDB_V_STRING, 0, 1, 32, NULL, NULL, NULL},
 };
 
-static enum idb_err
-retry_after(struct idb_ctx *x, long long seconds)
+enum idb_err
+idb_api_retry_after(struct idb_ctx *x, long long seconds)
 {
 	char buf[24], *v;
 
@@ -58,7 +58,7 @@ throttled(struct idb_ctx *x, const char *email)
 	long long after;
 	enum idb_err e = idb_throttle_check(x->oh->db, email, x->req->client_ip, x->now, &after);
 
-	return e == IDB_E_TOO_MANY_REQUESTS ? retry_after(x, after) : e;
+	return e == IDB_E_TOO_MANY_REQUESTS ? idb_api_retry_after(x, after) : e;
 }
 
 /* {"user", "csrf_token", ...} for a full session. */
@@ -134,7 +134,9 @@ idb_api_login(struct idb_ctx *x)
 		if (e != IDB_OK)
 			goto out;
 	}
-	if ((e = idb_throttle_ok(db, email, x->req->client_ip, x->now)) != IDB_OK ||
+	/* Only a complete login resets the failure count: with a second factor
+	 * pending, the right password alone must not clear wrong codes. */
+	if ((!u.mfa_enabled && (e = idb_throttle_ok(db, email, x->req->client_ip, x->now)) != IDB_OK) ||
 	    (e = idb_session_create(db, x->org.id, u.id, x->req->client_ip, u.mfa_enabled, x->now, token, &s)) != IDB_OK ||
 	    (e = idb_auth_event(db, x->now, u.mfa_enabled ? "login_password" : "login", u.email, x->req->client_ip,
 	                        u.id, "")) != IDB_OK ||
@@ -184,14 +186,18 @@ idb_api_login_mfa(struct idb_ctx *x)
 		                       "give either a code or a recovery_code");
 	if ((e = throttled(x, x->user.email)) != IDB_OK)
 		return e;
-	if ((e = idb_api_totp_secret(x, x->user.id, &t, secret)) != IDB_OK)
+	/* The last step is read and advanced under the write lock: the same code
+	 * sent twice at once is accepted once. */
+	if ((e = idb_db_begin(db)) != IDB_OK)
+		return e;
+	if ((e = idb_api_totp_secret(x, x->user.id, &t, secret)) != IDB_OK) {
+		idb_db_rollback(db);
 		return e == IDB_E_NOT_FOUND ? failed(x, x->user.email, "mfa_failed", x->user.id) : e;
+	}
 	if (v[0].present)
 		e = idb_totp_verify(secret, sizeof(secret), v[0].s, x->now, (uint64_t)t.last_step, &step);
-	else
-		e = IDB_OK;
 	sodium_memzero(secret, sizeof(secret));
-	if (e != IDB_OK || (e = idb_db_begin(db)) != IDB_OK)
+	if (e != IDB_OK)
 		goto fail;
 	if (v[1].present && (e = idb_recovery_use(db, x->user.id, v[1].s, x->now)) != IDB_OK)
 		goto fail;
@@ -229,9 +235,16 @@ idb_api_logout(struct idb_ctx *x)
 {
 	enum idb_err e;
 
-	if ((e = idb_session_delete(x->oh->db, x->sess.hash)) != IDB_OK)
+	sqlite3 *db = x->oh->db;
+
+	if ((e = idb_db_begin(db)) != IDB_OK)
 		return e;
-	idb_auth_event(x->oh->db, x->now, "logout", x->user.email, x->req->client_ip, x->user.id, "");
+	if ((e = idb_session_delete(db, x->sess.hash)) != IDB_OK ||
+	    (e = idb_auth_event(db, x->now, "logout", x->user.email, x->req->client_ip, x->user.id, "")) != IDB_OK ||
+	    (e = idb_db_commit(db)) != IDB_OK) {
+		idb_db_rollback(db);
+		return e;
+	}
 	if ((e = idb_api_cookie(x, NULL)) != IDB_OK)
 		return e;
 	x->resp->status = 204;

@@ -236,7 +236,7 @@ idb_api_password(struct idb_ctx *x)
 	if ((e = idb_api_body(x, password_fields, 2, v)) != IDB_OK)
 		return e;
 	if ((e = idb_throttle_check(db, x->user.email, x->req->client_ip, x->now, &after)) != IDB_OK)
-		return e;
+		return e == IDB_E_TOO_MANY_REQUESTS ? idb_api_retry_after(x, after) : e;
 	if ((e = idb_user_hash(db, x->user.id, hash)) != IDB_OK)
 		goto out;
 	if (idb_pw_verify(hash, v[0].s) != IDB_OK) {

@@ -2,6 +2,8 @@
 /* Sessions, the login throttle, recovery codes and authentication events. */
 #include "auth/auth.h"
 
+#include "audit/accesslog.h"
+
 #include <string.h>
 #include <sodium.h>
 
@@ -274,11 +276,60 @@ idb_throttle_ok(sqlite3 *db, const char *email, const char *ip, time_t now)
 	return attempt(db, email, ip, now, 1);
 }
 
+/*
+ * Authentication events that belong in the access log, and how: the one
+ * place where they are routed there (the route-level entries of the
+ * application cover user and settings changes, so those are not repeated).
+ */
+static const struct {
+	const char *kind, *action, *outcome;
+	int anonymous;
+} to_log[] = {
+	{"login", "session.login", "ok", 0},
+	{"login_password", "session.login", "ok", 0},
+	{"login_failed", "session.login_failed", "failed", 1},
+	{"lockout", "session.lockout", "denied", 1},
+	{"logout", "session.logout", "ok", 0},
+	{"mfa_failed", "session.mfa", "failed", 0},
+};
+
+static enum idb_err
+log_event(sqlite3 *db, const char *kind, const char *email, const char *ip, const char *user_id, const char *detail)
+{
+	struct idb_log_entry le;
+	size_t i;
+
+	for (i = 0; i < sizeof(to_log) / sizeof(to_log[0]); i++) {
+		if (strcmp(to_log[i].kind, kind) != 0)
+			continue;
+		memset(&le, 0, sizeof(le));
+		le.actor_kind = to_log[i].anonymous || user_id == NULL || *user_id == '\0' ? "anonymous" : "user";
+		le.actor_id = to_log[i].anonymous ? "" : user_id;
+		le.actor_email = email;
+		le.via = "app";
+		le.ip = ip;
+		/* A login completed by the second factor is the "session.mfa" entry. */
+		le.action = strcmp(kind, "login") == 0 && detail != NULL && strncmp(detail, "mfa=", 4) == 0
+		                ? "session.mfa"
+		                : to_log[i].action;
+		le.target = "session";
+		le.outcome = to_log[i].outcome;
+		le.detail = strcmp(kind, "login_password") == 0 ? "second factor pending" : detail;
+		return idb_log_append(db, &le);
+	}
+	return IDB_OK;
+}
+
 enum idb_err
 idb_auth_event(sqlite3 *db, time_t now, const char *kind, const char *email, const char *ip, const char *user_id,
                const char *detail)
 {
 	sqlite3_stmt *st;
+	enum idb_err e;
+
+	/* Outside a transaction (immidb-admin) there is no action to chain the entry to. */
+	if (!sqlite3_get_autocommit(db) && (e = log_event(db, kind, email, ip, user_id, detail)) != IDB_OK)
+		return e;
 
 	if (prep(db, sql_event, &st) != 0)
 		return IDB_E_DB;

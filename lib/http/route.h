@@ -36,7 +36,8 @@ struct idb_route {
 	idb_handler fn;
 	unsigned roles;
 	unsigned flags;
-	const void *arg; /* handler's data, e.g. the resource of a generic handler */
+	const void *arg;    /* handler's data, e.g. the resource of a generic handler */
+	const char *action; /* the access-log action of the route, or NULL if it logs itself */
 };
 
 /*

@@ -62,6 +62,7 @@ park_slot(struct idb_org_handle *h)
 	struct stale *s = malloc(sizeof(*s));
 
 	if (s != NULL) {
+		idb_db_forget(h->db);
 		s->db = h->db;
 		s->next = graveyard;
 		graveyard = s;

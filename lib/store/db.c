@@ -69,28 +69,130 @@ idb_db_exec(sqlite3 *db, const char *sql)
 void
 idb_db_close(sqlite3 *db)
 {
-	if (db != NULL)
+	if (db != NULL) {
+		idb_db_forget(db);
 		sqlite3_close(db);
+	}
+}
+
+/*
+ * Nested transactions. The outermost level is BEGIN IMMEDIATE ... COMMIT;
+ * inner levels are savepoints, so a handler's own begin/commit/rollback work
+ * inside the request's transaction that the application opens around it (the
+ * access-log entry commits with the action). A floor protects the levels of
+ * the caller: commit and rollback never close a level at or below it, which
+ * also makes a redundant rollback after a commit harmless. State per handle
+ * lives in a small table (one thread per process).
+ */
+#define TX_HANDLES 4200 /* above org_cache's maximum of 4096 */
+
+static struct {
+	sqlite3 *db;
+	int depth, floor;
+} tx[TX_HANDLES];
+static int tx_used; /* slots below this index have been used */
+
+static int
+tx_slot(sqlite3 *db, int create)
+{
+	int i, free_slot = -1;
+
+	for (i = 0; i < tx_used; i++) {
+		if (tx[i].db == db)
+			return i;
+		if (tx[i].db == NULL && free_slot < 0)
+			free_slot = i;
+	}
+	if (!create)
+		return -1;
+	if (free_slot < 0) {
+		if (tx_used == TX_HANDLES)
+			return -1;
+		free_slot = tx_used++;
+	}
+	tx[free_slot].db = db;
+	tx[free_slot].depth = tx[free_slot].floor = 0;
+	return free_slot;
+}
+
+void
+idb_db_forget(sqlite3 *db)
+{
+	int i = tx_slot(db, 0);
+
+	if (i >= 0)
+		tx[i].db = NULL;
 }
 
 enum idb_err
 idb_db_begin(sqlite3 *db)
 {
-	return idb_db_exec(db, "BEGIN IMMEDIATE");
+	int i = tx_slot(db, 1);
+	enum idb_err e;
+
+	if (i < 0)
+		return IDB_E_TOOBIG;
+	if (tx[i].depth == 0 && !sqlite3_get_autocommit(db))
+		return IDB_E_DB; /* a transaction this table does not know of */
+	e = idb_db_exec(db, tx[i].depth == 0 ? "BEGIN IMMEDIATE" : "SAVEPOINT idb_tx");
+	if (e == IDB_OK)
+		tx[i].depth++;
+	return e;
 }
 
 enum idb_err
 idb_db_commit(sqlite3 *db)
 {
-	if (idb_db_exec(db, "COMMIT") == IDB_OK)
+	int i = tx_slot(db, 0);
+
+	if (i < 0 || tx[i].depth <= tx[i].floor)
 		return IDB_OK;
-	idb_db_rollback(db);
-	return IDB_E_DB;
+	if (tx[i].depth == 1) {
+		if (idb_db_exec(db, "COMMIT") != IDB_OK) {
+			idb_db_rollback(db);
+			return IDB_E_DB;
+		}
+	} else if (idb_db_exec(db, "RELEASE idb_tx") != IDB_OK) {
+		idb_db_rollback(db);
+		return IDB_E_DB;
+	}
+	tx[i].depth--;
+	return IDB_OK;
 }
 
 void
 idb_db_rollback(sqlite3 *db)
 {
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	int i = tx_slot(db, 0);
+
+	if (i < 0 || tx[i].depth <= tx[i].floor)
+		return;
+	if (tx[i].depth == 1) {
+		if (!sqlite3_get_autocommit(db))
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	} else {
+		sqlite3_exec(db, "ROLLBACK TO idb_tx", NULL, NULL, NULL);
+		sqlite3_exec(db, "RELEASE idb_tx", NULL, NULL, NULL);
+	}
+	tx[i].depth--;
+}
+
+int
+idb_db_floor(sqlite3 *db, int floor)
+{
+	int i = tx_slot(db, 1), old;
+
+	if (i < 0)
+		return 0;
+	old = tx[i].floor;
+	tx[i].floor = floor;
+	return old;
+}
+
+int
+idb_db_depth(sqlite3 *db)
+{
+	int i = tx_slot(db, 0);
+
+	return i < 0 ? 0 : tx[i].depth;
 }

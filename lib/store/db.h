@@ -19,10 +19,20 @@
 enum idb_err idb_db_open(const char *path, const unsigned char key[IDB_KEY_LEN], int flags, sqlite3 **out);
 /* Runs a fixed statement without parameters (BEGIN, COMMIT, ROLLBACK ...). */
 enum idb_err idb_db_exec(sqlite3 *, const char *sql);
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
+/*
+ * Transactions that nest: the outermost level is BEGIN IMMEDIATE / COMMIT /
+ * ROLLBACK, inner levels are savepoints. Commit and rollback never close a
+ * level at or below the handle's floor (so a redundant rollback is harmless).
+ */
 enum idb_err idb_db_begin(sqlite3 *);
 enum idb_err idb_db_commit(sqlite3 *);
 void idb_db_rollback(sqlite3 *);
+/* Sets the floor; returns the previous one. */
+int idb_db_floor(sqlite3 *, int floor);
+/* The number of open levels. */
+int idb_db_depth(sqlite3 *);
+/* Drops the transaction state of a handle that will not be used again. */
+void idb_db_forget(sqlite3 *);
 /* Closes; NULL is fine. */
 void idb_db_close(sqlite3 *);
 

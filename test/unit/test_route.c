@@ -182,10 +182,10 @@ h_dummy(struct idb_ctx *x)
 }
 
 static const struct idb_route table[] = {
-	{"GET", "/a/{x}", h_dummy, IDB_ROLE_ANY, 0, NULL},
-	{"POST", "/a/{x}", h_dummy, IDB_ROLE_ADMIN, 0, NULL},
-	{"GET", "/b", h_dummy, 0, IDB_RF_PUBLIC, NULL},
-	{"DELETE", "/a/{x}/c", h_dummy, IDB_ROLE_ADMIN, 0, NULL},
+	{"GET", "/a/{x}", h_dummy, IDB_ROLE_ANY, 0, NULL, NULL},
+	{"POST", "/a/{x}", h_dummy, IDB_ROLE_ADMIN, 0, NULL, NULL},
+	{"GET", "/b", h_dummy, 0, IDB_RF_PUBLIC, NULL, NULL},
+	{"DELETE", "/a/{x}/c", h_dummy, IDB_ROLE_ADMIN, 0, NULL, NULL},
 };
 
 static const struct idb_route *
@@ -266,7 +266,7 @@ find_refuses_paths_longer_than_path_len_max(void **state)
 	s[0] = '/';
 	memset(s + 1, 'x', IDB_PATH_LEN_MAX);
 	s[IDB_PATH_LEN_MAX] = '\0'; /* IDB_PATH_LEN_MAX bytes: allowed */
-	t[0] = (struct idb_route){"GET", s, h_dummy, IDB_ROLE_ANY, 0, NULL};
+	t[0] = (struct idb_route){"GET", s, h_dummy, IDB_ROLE_ANY, 0, NULL, NULL};
 	memset(&r, 0, sizeof(r));
 	r.arena = &f->arena;
 	r.method = "GET";
