@@ -16,7 +16,9 @@
 
 #include "api/api.h"
 #include "api/records_impl.h"
+#include "audit/accesslog.h"
 #include "audit/changelog.h"
+#include "audit/checkpoint.h"
 #include "auth/auth.h"
 #include "auth/settings.h"
 #include "auth/users.h"
@@ -57,6 +59,9 @@ usage(void)
 	        "  user add --org S --email E --name N --role admin|member|readonly [--password-stdin]\n"
 	        "  user list --org S [--json]\n"
 	        "  demo-data --org S                (sample clients, cases, events for make run)\n"
+	        "  log verify --org S | --all\n"
+	        "  log export --org S [--out F]\n"
+	        "  log checkpoint --org S\n"
 	        "  migrate [--dry-run]\n");
 	return EXIT_USAGE;
 }
@@ -212,6 +217,42 @@ cmd_org_list(struct cli *c)
 	return rc;
 }
 
+/*
+ * An access-log entry for what this command did to an org (via=server). The
+ * operator is not an application user: the actor is the system. Must run in
+ * a transaction (the one of the change, or its own for a read).
+ */
+static enum idb_err
+server_entry(sqlite3 *db, const char *action, const char *target, const char *detail)
+{
+	struct idb_log_entry le;
+
+	memset(&le, 0, sizeof(le));
+	le.actor_kind = "system";
+	le.actor_id = "immidb-admin";
+	le.via = "server";
+	le.action = action;
+	le.target = target;
+	le.outcome = "ok";
+	le.detail = detail;
+	return idb_log_append(db, &le);
+}
+
+/* A read by this command, logged in its own transaction; fails closed. */
+static int
+server_read(sqlite3 *db, const char *action, const char *target, const char *detail)
+{
+	enum idb_err e;
+
+	if ((e = idb_db_begin(db)) == IDB_OK && (e = server_entry(db, action, target, detail)) == IDB_OK)
+		e = idb_db_commit(db);
+	if (e != IDB_OK) {
+		idb_db_rollback(db);
+		return fail("access log", "cannot write the entry; nothing was read");
+	}
+	return 0;
+}
+
 /* Opens an org's database by slug; *keys is wiped by the caller. */
 static int
 open_org(struct cli *c, const char *slug, struct idb_org *o, sqlite3 **db)
@@ -276,7 +317,8 @@ cmd_user_add(struct cli *c)
 		goto out;
 	}
 	if ((e = idb_db_begin(db)) == IDB_OK && (e = idb_user_create(db, email, name, role, pw, &u, &field)) == IDB_OK &&
-	    (e = idb_api_user_created(db, NULL, &u)) == IDB_OK)
+	    (e = idb_api_user_created(db, NULL, &u)) == IDB_OK &&
+	    (e = server_entry(db, "user.create", "users", u.id)) == IDB_OK)
 		e = idb_db_commit(db);
 	if (e != IDB_OK) {
 		idb_db_rollback(db);
@@ -334,7 +376,9 @@ cmd_user_list(struct cli *c)
 		return usage();
 	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db) != 0)
 		return EXIT_FAILURE;
-	if (flag(c, "--json") && (arr = cJSON_CreateArray()) == NULL)
+	if (server_read(db, "record.list", "users", "") != 0)
+		rc = EXIT_FAILURE;
+	else if (flag(c, "--json") && (arr = cJSON_CreateArray()) == NULL)
 		rc = fail("out of memory", NULL);
 	else if (idb_user_list(db, user_row, arr) != IDB_OK)
 		rc = fail("user list", "read failed");
@@ -403,7 +447,8 @@ cmd_org_settings(struct cli *c)
 		cJSON_Delete(after);
 		cJSON_Delete(chg);
 		if (e == IDB_OK &&
-		    (e = idb_auth_event(db, time(NULL), "settings_updated", "", "", "", "via=server")) == IDB_OK)
+		    (e = idb_auth_event(db, time(NULL), "settings_updated", "", "", "", "via=server")) == IDB_OK &&
+		    (e = server_entry(db, "settings.update", "settings", "")) == IDB_OK)
 			e = idb_db_commit(db);
 		if (e != IDB_OK) {
 			idb_db_rollback(db);
@@ -533,6 +578,8 @@ cmd_demo_data(struct cli *c)
 #undef DEMO
 	sodium_memzero(pw, sizeof(pw));
 	sodium_memzero(json, sizeof(json));
+	if (e == IDB_OK && server_read(db, "record.create", "demo-data", "3 clients, 3 cases, 3 events, 1 note, 1 credential") != 0)
+		e = IDB_E_UNAVAILABLE;
 	if (e != IDB_OK)
 		rc = fail("demo-data", idb_err_str(e));
 	else
@@ -542,6 +589,7 @@ cmd_demo_data(struct cli *c)
 	idb_db_close(db);
 	return rc;
 }
+
 
 struct mig_print {
 	const char *db;
@@ -621,6 +669,92 @@ cmd_migrate(struct cli *c)
 	return rc;
 }
 
+static int
+verify_one(struct cli *c, const struct idb_org *o, sqlite3 *db)
+{
+	unsigned char head[32];
+	long long size, bad;
+	char hex[65];
+	int ok;
+
+	if (idb_log_verify(db, &ok, &size, head, &bad) != IDB_OK)
+		return fail(o->slug, "cannot read the access log");
+	(void)c;
+	if (!ok) {
+		printf("%s: BROKEN at seq %lld (first bad seq %lld, %lld entries)\n", o->slug, bad, bad, size);
+		return EXIT_FAILURE;
+	}
+	idb_hex(head, 32, hex);
+	printf("%s: ok, %lld entries, head %s\n", o->slug, size, hex);
+	return 0;
+}
+
+static int
+cmd_log(struct cli *c, const char *what)
+{
+	static const char *const vals[] = {"--org", "--out", NULL};
+	static const char *const flags[] = {"--all", NULL};
+	const char *slug = opt(c, "--org"), *outp = opt(c, "--out");
+	struct org_ids ids = {0, 0, NULL};
+	struct idb_buf b;
+	struct idb_org o;
+	sqlite3 *db = NULL;
+	cJSON *ck = NULL;
+	size_t i;
+	int rc = 0, all = flag(c, "--all");
+
+	if (check_opts(c, vals, flags) != 0 || (slug == NULL) == !all || (all && strcmp(what, "verify") != 0) ||
+	    (outp != NULL && strcmp(what, "export") != 0))
+		return usage();
+	if (open_registry(c, 0) != 0)
+		return EXIT_FAILURE;
+	if (all) {
+		if (idb_reg_org_list(c->reg, collect, &ids) != IDB_OK)
+			return fail("log verify", "cannot list the orgs");
+		for (i = 0; i < ids.n; i++) {
+			db = NULL;
+			if (open_org(c, ids.v[i].slug, &o, &db) != 0 || verify_one(c, &o, db) != 0)
+				rc = EXIT_FAILURE;
+			idb_db_close(db);
+		}
+		free(ids.v);
+		return rc;
+	}
+	if (open_org(c, slug, &o, &db) != 0)
+		return EXIT_FAILURE;
+	if (strcmp(what, "verify") == 0)
+		rc = verify_one(c, &o, db);
+	else if (strcmp(what, "checkpoint") == 0) {
+		if (idb_ckpt_current(c->reg, c->master, c->conf.log_origin, o.slug, db, &ck) != IDB_OK)
+			rc = fail("log checkpoint", "cannot sign a checkpoint");
+		else
+			fputs(cJSON_GetObjectItem(ck, "note")->valuestring, stdout);
+		cJSON_Delete(ck);
+	} else {
+		/* The export is logged first (fail closed), then written. */
+		if ((rc = server_read(db, "log.export", "access-log", "")) == 0) {
+			idb_buf_init(&b, (size_t)1 << 31);
+			if (idb_log_export_ndjson(c->reg, c->master, c->conf.log_origin, o.slug, db, &b) != IDB_OK)
+				rc = fail("log export", "cannot read the access log");
+			else if (outp == NULL)
+				fwrite(b.data ? b.data : "", 1, b.len, stdout);
+			else {
+				FILE *f = fopen(outp, "wx");
+
+				if (f == NULL || fwrite(b.data ? b.data : "", 1, b.len, f) != b.len || fclose(f) != 0)
+					rc = fail(outp, "cannot write the export (it must not exist yet)");
+			}
+			idb_buf_free(&b);
+		}
+	}
+	idb_db_close(db);
+	return rc;
+}
+
+static int cmd_log_verify(struct cli *c) { return cmd_log(c, "verify"); }
+static int cmd_log_export(struct cli *c) { return cmd_log(c, "export"); }
+static int cmd_log_checkpoint(struct cli *c) { return cmd_log(c, "checkpoint"); }
+
 struct command {
 	const char *w1, *w2;
 	int (*fn)(struct cli *);
@@ -634,6 +768,9 @@ static const struct command commands[] = {
 	{"user", "add", cmd_user_add},
 	{"user", "list", cmd_user_list},
 	{"demo-data", NULL, cmd_demo_data},
+	{"log", "verify", cmd_log_verify},
+	{"log", "export", cmd_log_export},
+	{"log", "checkpoint", cmd_log_checkpoint},
 	{"migrate", NULL, cmd_migrate},
 };
 

@@ -100,6 +100,13 @@ enum idb_err idb_api_rec_delete(struct idb_ctx *);
 enum idb_err idb_api_rec_reveal(struct idb_ctx *);
 enum idb_err idb_api_changes_list(struct idb_ctx *);
 enum idb_err idb_api_changes_export(struct idb_ctx *);
+enum idb_err idb_api_log_list(struct idb_ctx *);
+enum idb_err idb_api_log_export(struct idb_ctx *);
+enum idb_err idb_api_log_verify(struct idb_ctx *);
+enum idb_err idb_api_log_checkpoint(struct idb_ctx *);
+/* The access log as NDJSON, oldest first, and a final {"checkpoint": ...} line (shared with immidb-admin). */
+enum idb_err idb_log_export_ndjson(sqlite3 *reg, const struct idb_master *, const char *log_origin, const char *slug,
+                                   sqlite3 *org, struct idb_buf *out);
 /* The change log's actor for the request's user. */
 struct idb_actor;
 void idb_api_actor(const struct idb_ctx *, struct idb_actor *);

@@ -52,6 +52,12 @@ const struct idb_route idb_routes[] = {
 	{"GET", "/api/v1/orgs/{org}/changes", idb_api_changes_list, ADMIN, ORG, NULL, "record.list"},
 	{"GET", "/api/v1/orgs/{org}/changes/export", idb_api_changes_export, ADMIN, ORG, NULL, "changes.export"},
 
+	/* Access log (admin) */
+	{"GET", "/api/v1/orgs/{org}/access-log", idb_api_log_list, ADMIN, ORG, NULL, "record.list"},
+	{"GET", "/api/v1/orgs/{org}/access-log/export", idb_api_log_export, ADMIN, ORG, NULL, "log.export"},
+	{"GET", "/api/v1/orgs/{org}/access-log/verify", idb_api_log_verify, ADMIN, ORG, NULL, "record.read"},
+	{"GET", "/api/v1/orgs/{org}/access-log/checkpoint", idb_api_log_checkpoint, ADMIN, ORG, NULL, "record.read"},
+
 	/* Organization settings (admin) */
 	{"GET", "/api/v1/orgs/{org}/settings", idb_api_settings_get, ADMIN, ORG, NULL, "record.read"},
 	{"PATCH", "/api/v1/orgs/{org}/settings", idb_api_settings_patch, ADMIN, ORG, NULL, "settings.update"},

@@ -19,6 +19,8 @@ static const char sql_key_current[] =
     "SELECT version, wrapped FROM org_keys WHERE org_id = ? AND purpose = ? ORDER BY version DESC LIMIT 1";
 static const char sql_sign_insert[] =
     "INSERT INTO deployment_keys (purpose, version, public_key, wrapped, created_at) VALUES ('log-sign', 1, ?, ?, ?)";
+static const char sql_sign_key[] =
+    "SELECT version, public_key, wrapped FROM deployment_keys WHERE purpose = 'log-sign' ORDER BY version DESC LIMIT 1";
 static const char sql_sign_public[] =
     "SELECT public_key FROM deployment_keys WHERE purpose = 'log-sign' ORDER BY version DESC LIMIT 1";
 static const char sql_org_settings[] =
@@ -467,5 +469,33 @@ idb_reg_sign_public(sqlite3 *reg, unsigned char pk[crypto_sign_PUBLICKEYBYTES])
 		e = IDB_OK;
 	}
 	sqlite3_finalize(st);
+	return e;
+}
+
+enum idb_err
+idb_reg_sign_key(sqlite3 *reg, const struct idb_master *m, unsigned char pk[crypto_sign_PUBLICKEYBYTES],
+                 unsigned char sk[crypto_sign_SECRETKEYBYTES])
+{
+	unsigned char seed[crypto_sign_SEEDBYTES], check[crypto_sign_PUBLICKEYBYTES];
+	sqlite3_stmt *st = NULL;
+	enum idb_err e = IDB_E_NOT_FOUND;
+
+	if (sqlite3_prepare_v2(reg, sql_sign_key, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == crypto_sign_PUBLICKEYBYTES) {
+		e = idb_key_unwrap(m, "deployment", "log-sign", (unsigned)sqlite3_column_int(st, 0),
+		                   sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2), seed, sizeof(seed));
+		if (e == IDB_OK && crypto_sign_seed_keypair(check, sk, seed) != 0)
+			e = IDB_E_CRYPTO;
+		/* The stored public key must be the one the seed makes. */
+		if (e == IDB_OK && sodium_memcmp(check, sqlite3_column_blob(st, 1), sizeof(check)) != 0)
+			e = IDB_E_BADKEY;
+		if (e == IDB_OK)
+			memcpy(pk, check, sizeof(check));
+	}
+	sqlite3_finalize(st);
+	sodium_memzero(seed, sizeof(seed));
+	if (e != IDB_OK)
+		sodium_memzero(sk, crypto_sign_SECRETKEYBYTES);
 	return e;
 }

@@ -69,6 +69,9 @@ enum idb_err idb_org_open(const struct idb_conf *, const char *org_id, const str
                           int flags, sqlite3 **out);
 /* The registry schema version applied (for health). */
 enum idb_err idb_reg_schema(sqlite3 *reg, int *version);
+/* The deployment's Ed25519 key pair, unwrapped (wipe sk after use). */
+enum idb_err idb_reg_sign_key(sqlite3 *reg, const struct idb_master *, unsigned char pk[crypto_sign_PUBLICKEYBYTES],
+                              unsigned char sk[crypto_sign_SECRETKEYBYTES]);
 /* The deployment's Ed25519 public key (32 bytes). */
 enum idb_err idb_reg_sign_public(sqlite3 *reg, unsigned char pk[crypto_sign_PUBLICKEYBYTES]);
 
