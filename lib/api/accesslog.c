@@ -79,6 +79,13 @@ idb_api_log_list(struct idb_ctx *x)
 	if ((f.actor_kind != NULL && !known(kinds, f.actor_kind)) || (f.since != NULL && !idb_valid_time(f.since)) ||
 	    (f.action != NULL && (strlen(f.action) > 64 || strchr(f.action, '.') == NULL)))
 		return IDB_E_BAD_REQUEST;
+	if (f.since != NULL) {
+		char *w = idb_arena_alloc(x->req->arena, IDB_TIME_LEN);
+
+		if (w == NULL || idb_time_widen(f.since, w) != 0)
+			return IDB_E_BAD_REQUEST;
+		f.since = w; /* stored times carry milliseconds */
+	}
 	if (cursor != NULL && (cursor[0] != 'q' || idb_parse_ll(cursor + 1, 1, (long long)1 << 62, &f.before_seq) != 0))
 		return IDB_E_BAD_REQUEST;
 	f.newest_first = 1;

@@ -32,8 +32,13 @@ filters(struct idb_ctx *x, struct idb_chg_filter *f)
 	    (e = idb_req_query(x->req, "since", &f->since)) != IDB_OK ||
 	    (e = idb_req_query(x->req, "cursor", &cursor)) != IDB_OK)
 		return e;
-	if (f->since != NULL && !idb_valid_time(f->since))
-		return IDB_E_BAD_REQUEST;
+	if (f->since != NULL) {
+		char *w = idb_arena_alloc(x->req->arena, IDB_TIME_LEN);
+
+		if (!idb_valid_time(f->since) || w == NULL || idb_time_widen(f->since, w) != 0)
+			return IDB_E_BAD_REQUEST;
+		f->since = w; /* stored times carry milliseconds */
+	}
 	if ((f->entity != NULL && strlen(f->entity) > 32) || (f->entity_id != NULL && strlen(f->entity_id) > 64))
 		return IDB_E_BAD_REQUEST;
 	if (cursor != NULL && (cursor[0] != 's' || idb_parse_ll(cursor + 1, 0, (long long)1 << 62, &f->after_seq) != 0))

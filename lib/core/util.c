@@ -133,3 +133,13 @@ idb_utf8_valid(const char *s)
 	}
 	return 1;
 }
+
+int
+idb_time_widen(const char *in, char out[IDB_TIME_LEN])
+{
+	if (strlen(in) != 20 || in[19] != 'Z')
+		return -1;
+	memcpy(out, in, 19);
+	memcpy(out + 19, ".000Z", 6);
+	return 0;
+}

@@ -23,6 +23,9 @@ void idb_time_format(const struct timespec *, char out[IDB_TIME_LEN]);
 int idb_utf8_seq(const unsigned char *s, size_t left);
 /* 1 if the NUL-terminated s is well-formed UTF-8. */
 int idb_utf8_valid(const char *s);
+/* "YYYY-MM-DDTHH:MM:SSZ" as the stored form "YYYY-MM-DDTHH:MM:SS.000Z", so that
+ * text comparison with stored times is time order. -1 if in is not 20 bytes. */
+int idb_time_widen(const char *in, char out[IDB_TIME_LEN]);
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void idb_hex(const unsigned char *in, size_t n, char *out);
 
