@@ -21,6 +21,7 @@
 #include "audit/checkpoint.h"
 #include "auth/auth.h"
 #include "auth/settings.h"
+#include "auth/sysadmin.h"
 #include "auth/users.h"
 #include "conf/conf.h"
 #include "crypto/key.h"
@@ -59,6 +60,10 @@ usage(void)
 	        "  user add --org S --email E --name N --role admin|member|readonly [--password-stdin]\n"
 	        "  user list --org S [--json]\n"
 	        "  demo-data --org S                (sample clients, cases, events for make run)\n"
+	        "  sysadmin add --email E --name N [--password-stdin]\n"
+	        "  sysadmin assign --email E --org S [--expires YYYY-MM-DD]\n"
+	        "  sysadmin unassign --email E --org S\n"
+	        "  access --org S --sysadmin E --reason R -- sql \"<statement>\"\n"
 	        "  log verify --org S | --all\n"
 	        "  log export --org S [--out F]\n"
 	        "  log checkpoint --org S\n"
@@ -755,6 +760,202 @@ static int cmd_log_verify(struct cli *c) { return cmd_log(c, "verify"); }
 static int cmd_log_export(struct cli *c) { return cmd_log(c, "export"); }
 static int cmd_log_checkpoint(struct cli *c) { return cmd_log(c, "checkpoint"); }
 
+/* ---- sysadmins ------------------------------------------------------------ */
+
+static int
+cmd_sysadmin_add(struct cli *c)
+{
+	static const char *const vals[] = {"--email", "--name", NULL};
+	static const char *const flags[] = {"--password-stdin", NULL};
+	const char *email = opt(c, "--email"), *name = opt(c, "--name");
+	char pw[4 * IDB_PW_MAX + 2], secret[33];
+	struct idb_sysadmin a;
+	enum idb_err e;
+	int generated = 0, rc = 0;
+
+	if (check_opts(c, vals, flags) != 0 || email == NULL || name == NULL)
+		return usage();
+	if (flag(c, "--password-stdin")) {
+		if (read_password(pw, sizeof(pw)) != 0)
+			return fail("sysadmin add", "cannot read the password from standard input");
+	} else {
+		idb_pw_generate(pw);
+		generated = 1;
+	}
+	if (open_registry(c, 0) != 0) {
+		rc = EXIT_FAILURE;
+		goto out;
+	}
+	if ((e = idb_sysadmin_add(c->reg, c->master, email, name, pw, &a, secret)) != IDB_OK) {
+		rc = fail("sysadmin add", e == IDB_E_CONFLICT     ? "a sysadmin with this email exists"
+		                          : e == IDB_E_VALIDATION ? "check the email, the name and the password (12 to 1024 characters)"
+		                                                  : idb_err_str(e));
+		goto out;
+	}
+	printf("%s\n", a.id);
+	if (generated)
+		printf("password: %s\n", pw);
+	/* The second factor is mandatory: the secret is shown once. */
+	printf("totp secret: %s\n", secret);
+	printf("otpauth://totp/ImmiDB%%20sysadmin:%s?secret=%s&issuer=ImmiDB&algorithm=SHA1&digits=6&period=30\n", a.email,
+	       secret);
+	sodium_memzero(secret, sizeof(secret));
+out:
+	sodium_memzero(pw, sizeof(pw));
+	return rc;
+}
+
+static int
+cmd_sysadmin_assign(struct cli *c)
+{
+	static const char *const vals[] = {"--email", "--org", "--expires", NULL};
+	const char *email = opt(c, "--email"), *slug = opt(c, "--org"), *expires = opt(c, "--expires");
+	char until[IDB_TIME_LEN];
+	struct idb_sysadmin a;
+	struct idb_org o;
+
+	if (check_opts(c, vals, NULL) != 0 || email == NULL || slug == NULL)
+		return usage();
+	if (expires != NULL) {
+		if (!idb_valid_date(expires))
+			return fail("--expires", "expected a date YYYY-MM-DD");
+		/* Until the end of that day, UTC. */
+		memcpy(until, expires, 10);
+		memcpy(until + 10, "T23:59:59.999Z", 15);
+	}
+	if (open_registry(c, 0) != 0)
+		return EXIT_FAILURE;
+	if (idb_sysadmin_by_email(c->reg, email, &a, NULL) != IDB_OK)
+		return fail(email, "no such sysadmin");
+	if (idb_reg_org_find(c->reg, slug, &o) != IDB_OK)
+		return fail(slug, "no such org");
+	if (idb_sysadmin_grant(c->reg, a.id, o.id, "assigned", expires ? until : NULL, "", NULL) != IDB_OK)
+		return fail("sysadmin assign", "cannot write the grant");
+	printf("%s assigned to %s%s%s\n", a.email, o.slug, expires ? " until " : "", expires ? expires : "");
+	return 0;
+}
+
+static int
+cmd_sysadmin_unassign(struct cli *c)
+{
+	static const char *const vals[] = {"--email", "--org", NULL};
+	const char *email = opt(c, "--email"), *slug = opt(c, "--org");
+	struct idb_sysadmin a;
+	struct idb_org o;
+	enum idb_err e;
+
+	if (check_opts(c, vals, NULL) != 0 || email == NULL || slug == NULL)
+		return usage();
+	if (open_registry(c, 0) != 0)
+		return EXIT_FAILURE;
+	if (idb_sysadmin_by_email(c->reg, email, &a, NULL) != IDB_OK)
+		return fail(email, "no such sysadmin");
+	if (idb_reg_org_find(c->reg, slug, &o) != IDB_OK)
+		return fail(slug, "no such org");
+	if ((e = idb_sysadmin_revoke(c->reg, a.id, o.id)) != IDB_OK)
+		return fail("sysadmin unassign", e == IDB_E_NOT_FOUND ? "no active assignment" : idb_err_str(e));
+	printf("%s no longer assigned to %s\n", a.email, o.slug);
+	return 0;
+}
+
+static int
+print_row(void *arg, int n, char **vals, char **names)
+{
+	int i;
+
+	(void)arg;
+	(void)names;
+	for (i = 0; i < n; i++)
+		printf("%s%s", i ? "\t" : "", vals[i] ? vals[i] : "NULL");
+	printf("\n");
+	return 0;
+}
+
+/*
+ * Server-side access to one org by a named sysadmin with a reason: the
+ * entry (server.access, via=server) is written first; without a valid
+ * sysadmin, an active grant to the org and a reason, nothing runs.
+ * Sub-commands: sql "<statement>" (on a connection opened read-only).
+ */
+static int
+cmd_access(struct cli *c)
+{
+	const char *slug = NULL, *email = NULL, *reason = NULL, *kind;
+	struct idb_log_entry le;
+	struct idb_org_keys k;
+	struct idb_sysadmin a;
+	struct idb_org o;
+	char path[IDB_PATH_MAX], detail[64];
+	sqlite3 *db = NULL, *ro = NULL;
+	char *msg = NULL;
+	enum idb_err e;
+	int i, sub = -1, rc = 0;
+
+	for (i = 0; i < c->argc; i++) {
+		if (strcmp(c->argv[i], "--") == 0) {
+			sub = i + 1;
+			break;
+		}
+		if (i + 1 >= c->argc)
+			return usage();
+		if (strcmp(c->argv[i], "--org") == 0)
+			slug = c->argv[++i];
+		else if (strcmp(c->argv[i], "--sysadmin") == 0)
+			email = c->argv[++i];
+		else if (strcmp(c->argv[i], "--reason") == 0)
+			reason = c->argv[++i];
+		else
+			return usage();
+	}
+	if (slug == NULL || email == NULL || reason == NULL || sub < 0 || sub >= c->argc)
+		return usage();
+	if (!idb_reason_valid(reason))
+		return fail("--reason", "must be 5 to 500 characters of text");
+	if (strcmp(c->argv[sub], "sql") != 0 || sub + 2 != c->argc)
+		return fail("access", strcmp(c->argv[sub], "export") == 0 ? "export is not built yet" : "sub-command must be: sql \"<statement>\"");
+	if (open_registry(c, 0) != 0)
+		return EXIT_FAILURE;
+	if (idb_sysadmin_by_email(c->reg, email, &a, NULL) != IDB_OK || a.disabled)
+		return fail(email, "no such sysadmin");
+	if (open_org(c, slug, &o, &db) != 0)
+		return EXIT_FAILURE;
+	if (idb_sysadmin_may(c->reg, a.id, o.id, &kind) != IDB_OK) {
+		idb_db_close(db);
+		return fail(email, "is not assigned to this org (and holds no break-glass grant)");
+	}
+	memset(&le, 0, sizeof(le));
+	le.actor_kind = "sysadmin";
+	le.actor_id = a.id;
+	le.actor_email = a.email;
+	le.via = "server";
+	le.action = "server.access";
+	le.target = "database";
+	le.reason = reason;
+	le.outcome = "ok";
+	snprintf(detail, sizeof(detail), "sql (%s)", kind);
+	le.detail = detail;
+	if ((e = idb_db_begin(db)) != IDB_OK || (e = idb_log_append(db, &le)) != IDB_OK || (e = idb_db_commit(db)) != IDB_OK) {
+		idb_db_rollback(db);
+		idb_db_close(db);
+		return fail("access log", "cannot write the entry; nothing was run");
+	}
+	idb_db_close(db);
+	/* A second connection, read-only at open and by pragma: it cannot write. */
+	if ((e = idb_reg_org_keys(c->reg, c->master, o.id, &k)) != IDB_OK || (e = idb_org_path(&c->conf, o.id, path)) != IDB_OK ||
+	    (e = idb_db_open(path, k.db, IDB_DB_READONLY, &ro)) != IDB_OK) {
+		idb_org_keys_wipe(&k);
+		return fail(slug, idb_err_str(e));
+	}
+	idb_org_keys_wipe(&k);
+	idb_db_exec(ro, "PRAGMA query_only = 1");
+	if (sqlite3_exec(ro, c->argv[sub + 1], print_row, NULL, &msg) != SQLITE_OK) {
+		rc = fail("sql", msg ? msg : "failed");
+		sqlite3_free(msg);
+	}
+	idb_db_close(ro);
+	return rc;
+}
+
 struct command {
 	const char *w1, *w2;
 	int (*fn)(struct cli *);
@@ -768,6 +969,10 @@ static const struct command commands[] = {
 	{"user", "add", cmd_user_add},
 	{"user", "list", cmd_user_list},
 	{"demo-data", NULL, cmd_demo_data},
+	{"sysadmin", "add", cmd_sysadmin_add},
+	{"sysadmin", "assign", cmd_sysadmin_assign},
+	{"sysadmin", "unassign", cmd_sysadmin_unassign},
+	{"access", NULL, cmd_access},
 	{"log", "verify", cmd_log_verify},
 	{"log", "export", cmd_log_export},
 	{"log", "checkpoint", cmd_log_checkpoint},

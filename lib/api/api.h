@@ -45,6 +45,7 @@ struct idb_ctx {
 	cJSON *fields;                 /* the 422 messages, freed with the request */
 	const char *log_detail;        /* the access-log entry's detail, set by a handler */
 	const char *log_email;         /* the attempted email of an anonymous request */
+	int sysadmin;                  /* the caller is a sysadmin (user holds their id and email) */
 };
 
 extern const struct idb_route idb_routes[];
@@ -100,6 +101,12 @@ enum idb_err idb_api_rec_delete(struct idb_ctx *);
 enum idb_err idb_api_rec_reveal(struct idb_ctx *);
 enum idb_err idb_api_changes_list(struct idb_ctx *);
 enum idb_err idb_api_changes_export(struct idb_ctx *);
+enum idb_err idb_api_sysadmin_login(struct idb_ctx *);
+enum idb_err idb_api_break_glass(struct idb_ctx *);
+enum idb_err idb_api_org_sysadmins(struct idb_ctx *);
+enum idb_err idb_api_org_sysadmin_revoke(struct idb_ctx *);
+/* The guard of sysadmin routes: sysadmin address, session, CSRF. */
+enum idb_err idb_guard_sysadmin(struct idb_ctx *);
 enum idb_err idb_api_log_list(struct idb_ctx *);
 enum idb_err idb_api_log_export(struct idb_ctx *);
 enum idb_err idb_api_log_verify(struct idb_ctx *);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "audit/accesslog.h"
+#include "auth/sysadmin.h"
 #include "crypto/pw.h"
 #include "store/db.h"
 #include "store/mig.h"
@@ -100,6 +101,26 @@ idb_guard_org(struct idb_ctx *x)
 	if (x->oh == NULL && (e = guard_db(x)) != IDB_OK)
 		return e;
 	db = x->oh->db;
+
+	/* A sysadmin (no user session, a sysadmin one): their own addresses, an
+	 * active grant to this org (else it does not exist for them), a reason. */
+	if (!(rt->flags & IDB_RF_NOSESSION) && idb_req_cookie(x->req, "immidb_session") == NULL &&
+	    idb_req_cookie(x->req, "immidb_sysadmin") != NULL) {
+		const char *kind;
+
+		if ((e = idb_guard_sysadmin(x)) != IDB_OK)
+			return e;
+		if ((e = idb_sysadmin_may(x->app->reg, x->user.id, x->org.id, &kind)) != IDB_OK)
+			return e == IDB_E_NOT_FOUND ? IDB_E_NOT_FOUND : e;
+		if (!idb_reason_valid(x->req->access_reason))
+			return IDB_E_REASON_REQUIRED;
+		if (!(rt->roles & IDB_ROLE_ADMIN))
+			return IDB_E_FORBIDDEN;
+		x->have_session = 1;
+		if ((x->settings = idb_arena_alloc(x->req->arena, sizeof(*x->settings))) == NULL)
+			return IDB_E_NOMEM;
+		return idb_settings_load(db, x->settings);
+	}
 
 	/* The org's IP allow-list applies to everything, the login included. */
 	if ((x->settings = idb_arena_alloc(x->req->arena, sizeof(*x->settings))) == NULL)
@@ -223,7 +244,7 @@ org_request(struct idb_ctx *x)
 		idb_db_rollback(db); /* a handler level left open by mistake */
 	if (logged && (oc = outcome(e)) != NULL) {
 		memset(&le, 0, sizeof(le));
-		le.actor_kind = x->have_session ? "user" : "anonymous";
+		le.actor_kind = x->sysadmin ? "sysadmin" : x->have_session ? "user" : "anonymous";
 		le.actor_id = x->have_session ? x->user.id : "";
 		le.actor_email = x->have_session ? x->user.email : (x->log_email ? x->log_email : "");
 		le.via = "app";
@@ -232,6 +253,19 @@ org_request(struct idb_ctx *x)
 		le.target = log_target(x);
 		le.outcome = oc;
 		le.detail = e == IDB_OK ? x->log_detail : idb_err_code(e);
+		if (x->sysadmin) {
+			/* Every sysadmin request is a sysadmin.access entry with its reason. */
+			char *d = idb_arena_alloc(x->req->arena, strlen(rt->action) + strlen(le.detail ? le.detail : "") + 2);
+
+			le.action = "sysadmin.access";
+			le.reason = x->req->access_reason ? x->req->access_reason : "";
+			if (d != NULL) {
+				memcpy(d, rt->action, strlen(rt->action));
+				d[strlen(rt->action)] = ' ';
+				memcpy(d + strlen(rt->action) + 1, le.detail ? le.detail : "", strlen(le.detail ? le.detail : "") + 1);
+				le.detail = d;
+			}
+		}
 		if ((le_err = idb_log_append(db, &le)) != IDB_OK) {
 			idb_db_rollback(db);
 			idb_resp_free(x->resp);
@@ -291,6 +325,8 @@ idb_app_handle(struct idb_app *a, struct idb_req *req, struct idb_resp *resp)
 		e = org_request(&x);
 		goto out;
 	}
+	if ((x.route->flags & IDB_RF_SYSADMIN) && (e = idb_guard_sysadmin(&x)) != IDB_OK)
+		goto out;
 	e = x.route->fn(&x);
 out:
 	if (e != IDB_OK) {

@@ -27,7 +27,7 @@ env_of(struct idb_ctx *x, struct idb_rec_env *env)
 	env->db = x->oh->db;
 	env->org_id = x->org.id;
 	env->keys = x->oh->keys;
-	env->actor.kind = "user";
+	env->actor.kind = x->sysadmin ? "sysadmin" : "user";
 	env->actor.id = x->user.id;
 	env->actor.email = x->user.email;
 	env->arena = x->req->arena;

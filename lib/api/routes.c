@@ -15,6 +15,10 @@ const struct idb_route idb_routes[] = {
 	{"GET", "/api/v1/health", idb_api_health, 0, IDB_RF_PUBLIC, NULL, NULL},
 	{"GET", "/api/v1/log-key", idb_api_log_key, 0, IDB_RF_PUBLIC, NULL, NULL},
 
+	/* Sysadmins: log in (sysadmin addresses only) and break-glass */
+	{"POST", "/api/v1/sysadmin/session", idb_api_sysadmin_login, 0, IDB_RF_PUBLIC, NULL, NULL},
+	{"POST", "/api/v1/sysadmin/break-glass", idb_api_break_glass, ADMIN, IDB_RF_SYSADMIN, NULL, NULL},
+
 	/* Sessions */
 	{"POST", "/api/v1/orgs/{org}/session", idb_api_login, ANY, ORG | IDB_RF_NOSESSION, NULL, NULL},
 	{"POST", "/api/v1/orgs/{org}/session/mfa", idb_api_login_mfa, ANY, ORG | IDB_RF_MFA_STEP, NULL, NULL},
@@ -51,6 +55,10 @@ const struct idb_route idb_routes[] = {
 	/* Change log (admin) */
 	{"GET", "/api/v1/orgs/{org}/changes", idb_api_changes_list, ADMIN, ORG, NULL, "record.list"},
 	{"GET", "/api/v1/orgs/{org}/changes/export", idb_api_changes_export, ADMIN, ORG, NULL, "changes.export"},
+
+	/* The sysadmins that may reach the org (admin) */
+	{"GET", "/api/v1/orgs/{org}/sysadmins", idb_api_org_sysadmins, ADMIN, ORG, NULL, "record.list"},
+	{"DELETE", "/api/v1/orgs/{org}/sysadmins/{id}", idb_api_org_sysadmin_revoke, ADMIN, ORG, NULL, "sysadmin.revoked"},
 
 	/* Access log (admin) */
 	{"GET", "/api/v1/orgs/{org}/access-log", idb_api_log_list, ADMIN, ORG, NULL, "record.list"},

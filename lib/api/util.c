@@ -108,7 +108,7 @@ idb_api_limit(struct idb_ctx *x, int *limit)
 void
 idb_api_actor(const struct idb_ctx *x, struct idb_actor *a)
 {
-	a->kind = "user";
+	a->kind = x->sysadmin ? "sysadmin" : "user";
 	a->id = x->user.id;
 	a->email = x->user.email;
 }
