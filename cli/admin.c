@@ -4,6 +4,7 @@
  * the same lib/ functions the server uses. Exit status: 0 ok, 1 failure,
  * 2 usage error; errors on stderr in one line.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <sodium.h>
 
 #include "api/api.h"
@@ -22,6 +24,7 @@
 #include "auth/auth.h"
 #include "auth/settings.h"
 #include "auth/sysadmin.h"
+#include "outbox/outbox.h"
 #include "auth/users.h"
 #include "conf/conf.h"
 #include "crypto/key.h"
@@ -67,6 +70,7 @@ usage(void)
 	        "  log verify --org S | --all\n"
 	        "  log export --org S [--out F]\n"
 	        "  log checkpoint --org S\n"
+	        "  notify deliver [--once]\n"
 	        "  migrate [--dry-run]\n");
 	return EXIT_USAGE;
 }
@@ -956,6 +960,92 @@ cmd_access(struct cli *c)
 	return rc;
 }
 
+/* ---- notifications -------------------------------------------------------- */
+
+static volatile sig_atomic_t notify_stop;
+
+static void
+on_notify_stop(int sig)
+{
+	(void)sig;
+	notify_stop = 1;
+}
+
+/* One pass over every org's due deliveries; the latest signed checkpoint goes with each mail. */
+static int
+notify_pass(struct cli *c, int *sent_all, int *failed_all)
+{
+	struct org_ids ids = {0, 0, NULL};
+	struct idb_smtp smtp;
+	struct idb_org o;
+	sqlite3 *db;
+	cJSON *ck;
+	size_t i;
+	int sent, failed, rc = 0;
+
+	smtp.url = c->conf.smtp_url;
+	smtp.from = c->conf.smtp_from;
+	smtp.domain = c->conf.log_origin;
+	*sent_all = *failed_all = 0;
+	if (idb_reg_org_list(c->reg, collect, &ids) != IDB_OK)
+		return fail("notify", "cannot list the orgs");
+	for (i = 0; i < ids.n; i++) {
+		db = NULL;
+		ck = NULL;
+		if (open_org(c, ids.v[i].slug, &o, &db) != 0) {
+			rc = EXIT_FAILURE;
+			continue;
+		}
+		if (idb_ckpt_current(c->reg, c->master, c->conf.log_origin, o.slug, db, &ck) != IDB_OK ||
+		    idb_outbox_deliver(db, &smtp, o.slug, cJSON_GetStringValue(cJSON_GetObjectItem(ck, "note")), time(NULL),
+		                       &sent, &failed) != IDB_OK) {
+			fprintf(stderr, "immidb-admin: notify %s: cannot read or mark the outbox\n", o.slug);
+			rc = EXIT_FAILURE;
+		} else {
+			*sent_all += sent;
+			*failed_all += failed;
+		}
+		cJSON_Delete(ck);
+		idb_db_close(db);
+	}
+	free(ids.v);
+	return rc;
+}
+
+static int
+cmd_notify_deliver(struct cli *c)
+{
+	static const char *const flags[] = {"--once", NULL};
+	struct sigaction sa;
+	int sent, failed, rc;
+
+	if (check_opts(c, NULL, flags) != 0)
+		return usage();
+	if (open_registry(c, 0) != 0)
+		return EXIT_FAILURE;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (flag(c, "--once")) {
+		rc = notify_pass(c, &sent, &failed);
+		printf("sent %d, failed %d\n", sent, failed);
+		curl_global_cleanup();
+		return rc;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_notify_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	while (!notify_stop) {
+		notify_pass(c, &sent, &failed);
+		if (sent || failed) {
+			printf("sent %d, failed %d\n", sent, failed);
+			fflush(stdout);
+		}
+		sleep(5);
+	}
+	curl_global_cleanup();
+	return 0;
+}
+
 struct command {
 	const char *w1, *w2;
 	int (*fn)(struct cli *);
@@ -973,6 +1063,7 @@ static const struct command commands[] = {
 	{"sysadmin", "assign", cmd_sysadmin_assign},
 	{"sysadmin", "unassign", cmd_sysadmin_unassign},
 	{"access", NULL, cmd_access},
+	{"notify", "deliver", cmd_notify_deliver},
 	{"log", "verify", cmd_log_verify},
 	{"log", "export", cmd_log_export},
 	{"log", "checkpoint", cmd_log_checkpoint},

@@ -104,6 +104,7 @@ enum idb_err idb_api_changes_export(struct idb_ctx *);
 enum idb_err idb_api_sysadmin_login(struct idb_ctx *);
 enum idb_err idb_api_break_glass(struct idb_ctx *);
 enum idb_err idb_api_org_sysadmins(struct idb_ctx *);
+enum idb_err idb_api_notifications(struct idb_ctx *);
 enum idb_err idb_api_org_sysadmin_revoke(struct idb_ctx *);
 /* The guard of sysadmin routes: sysadmin address, session, CSRF. */
 enum idb_err idb_guard_sysadmin(struct idb_ctx *);

@@ -8,6 +8,7 @@
 
 #include "audit/accesslog.h"
 #include "auth/sysadmin.h"
+#include "outbox/outbox.h"
 #include "crypto/pw.h"
 #include "store/db.h"
 #include "store/mig.h"
@@ -207,6 +208,34 @@ log_target(struct idb_ctx *x)
 	return t;
 }
 
+/* The text of a sysadmin-access notice: what, who, when, why. */
+static enum idb_err
+sysadmin_notice(struct idb_ctx *x, const struct idb_log_entry *le)
+{
+	struct idb_buf b;
+	enum idb_err e;
+
+	idb_buf_init(&b, 8192);
+	idb_buf_addstr(&b, "A platform system administrator accessed your organization's data in ImmiDB.\r\n\r\nWho: ");
+	idb_buf_addstr(&b, x->user.name);
+	idb_buf_addstr(&b, " <");
+	idb_buf_addstr(&b, x->user.email);
+	idb_buf_addstr(&b, ">\r\nWhen: ");
+	idb_buf_addstr(&b, le->at);
+	idb_buf_addstr(&b, "\r\nReason given: ");
+	idb_buf_addstr(&b, le->reason);
+	idb_buf_addstr(&b, "\r\nFirst request: ");
+	idb_buf_addstr(&b, le->detail ? le->detail : "");
+	idb_buf_addstr(&b, " ");
+	idb_buf_addstr(&b, le->target);
+	idb_buf_addstr(&b, "\r\n\r\nEvery request is an entry of your access log (action sysadmin.access); you are told "
+	                   "at most once an hour per administrator. Org admins can withdraw the assignment at any time.");
+	e = b.data ? idb_outbox_queue(x->oh->db, "sysadmin_access", x->user.id, "A sysadmin accessed your data", b.data)
+	           : IDB_E_NOMEM;
+	idb_buf_free(&b);
+	return e == IDB_OK ? IDB_OK : IDB_E_UNAVAILABLE;
+}
+
 /*
  * An org request: the org's database, then one transaction around the guard,
  * the handler and the access-log entry, so that the action and its entry
@@ -260,13 +289,22 @@ org_request(struct idb_ctx *x)
 			le.action = "sysadmin.access";
 			le.reason = x->req->access_reason ? x->req->access_reason : "";
 			if (d != NULL) {
-				memcpy(d, rt->action, strlen(rt->action));
-				d[strlen(rt->action)] = ' ';
-				memcpy(d + strlen(rt->action) + 1, le.detail ? le.detail : "", strlen(le.detail ? le.detail : "") + 1);
+				size_t an = strlen(rt->action), dn = le.detail ? strlen(le.detail) : 0;
+
+				memcpy(d, rt->action, an);
+				d[an] = dn ? ' ' : '\0';
+				if (dn)
+					memcpy(d + an + 1, le.detail, dn + 1);
 				le.detail = d;
 			}
 		}
-		if ((le_err = idb_log_append(db, &le)) != IDB_OK) {
+		le_err = idb_log_append(db, &le);
+		/* The org asked to be told: the first sysadmin request per hour queues a
+		 * notice in this same transaction, or the request is refused. */
+		if (le_err == IDB_OK && x->sysadmin && x->settings != NULL && x->settings->notify_sysadmin_access &&
+		    !idb_outbox_recent(db, "sysadmin_access", x->user.id, IDB_SYSADMIN_NOTIFY_EVERY))
+			le_err = sysadmin_notice(x, &le);
+		if (le_err != IDB_OK) {
 			idb_db_rollback(db);
 			idb_resp_free(x->resp);
 			idb_resp_init(x->resp);

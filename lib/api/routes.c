@@ -60,6 +60,9 @@ const struct idb_route idb_routes[] = {
 	{"GET", "/api/v1/orgs/{org}/sysadmins", idb_api_org_sysadmins, ADMIN, ORG, NULL, "record.list"},
 	{"DELETE", "/api/v1/orgs/{org}/sysadmins/{id}", idb_api_org_sysadmin_revoke, ADMIN, ORG, NULL, "sysadmin.revoked"},
 
+	/* Notifications (admin) */
+	{"GET", "/api/v1/orgs/{org}/notifications", idb_api_notifications, ADMIN, ORG, NULL, "record.list"},
+
 	/* Access log (admin) */
 	{"GET", "/api/v1/orgs/{org}/access-log", idb_api_log_list, ADMIN, ORG, NULL, "record.list"},
 	{"GET", "/api/v1/orgs/{org}/access-log/export", idb_api_log_export, ADMIN, ORG, NULL, "log.export"},

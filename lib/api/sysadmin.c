@@ -11,6 +11,7 @@
 #include "audit/accesslog.h"
 #include "auth/sysadmin.h"
 #include "crypto/pw.h"
+#include "outbox/outbox.h"
 #include "store/db.h"
 
 static const struct idb_vfield login_fields[] = {
@@ -123,6 +124,30 @@ idb_guard_sysadmin(struct idb_ctx *x)
 	return IDB_OK;
 }
 
+/* Break-glass always tells the org's admins, whatever their setting. */
+static enum idb_err
+glass_notice(struct idb_ctx *x, sqlite3 *db, const char *reason, const char *at)
+{
+	struct idb_buf b;
+	enum idb_err e;
+
+	idb_buf_init(&b, 8192);
+	idb_buf_addstr(&b, "A platform system administrator used break-glass access to your organization in ImmiDB: "
+	                   "access for 4 hours without an assignment.\r\n\r\nWho: ");
+	idb_buf_addstr(&b, x->user.name);
+	idb_buf_addstr(&b, " <");
+	idb_buf_addstr(&b, x->user.email);
+	idb_buf_addstr(&b, ">\r\nWhen: ");
+	idb_buf_addstr(&b, at);
+	idb_buf_addstr(&b, "\r\nReason given: ");
+	idb_buf_addstr(&b, reason);
+	idb_buf_addstr(&b, "\r\n\r\nEvery request is an entry of your access log (sysadmin.access). Org admins can "
+	                   "withdraw the grant at once (DELETE .../sysadmins/<id>).");
+	e = b.data ? idb_outbox_queue(db, "break_glass", x->user.id, "Break-glass access to your data", b.data) : IDB_E_NOMEM;
+	idb_buf_free(&b);
+	return e;
+}
+
 enum idb_err
 idb_api_break_glass(struct idb_ctx *x)
 {
@@ -154,6 +179,7 @@ idb_api_break_glass(struct idb_ctx *x)
 	le.outcome = "ok";
 	le.detail = "4 hours";
 	if ((e = idb_log_append(oh->db, &le)) != IDB_OK ||
+	    (e = glass_notice(x, oh->db, v[1].s, le.at)) != IDB_OK ||
 	    (e = idb_sysadmin_grant(x->app->reg, x->user.id, x->org.id, "break_glass", NULL, v[1].s, until)) != IDB_OK ||
 	    (e = idb_db_commit(oh->db)) != IDB_OK) {
 		idb_db_rollback(oh->db);
@@ -162,6 +188,24 @@ idb_api_break_glass(struct idb_ctx *x)
 	if ((j = cJSON_CreateObject()) == NULL)
 		return IDB_E_NOMEM;
 	cJSON_AddStringToObject(j, "expires_at", until);
+	return idb_api_reply(x, 200, j);
+}
+
+enum idb_err
+idb_api_notifications(struct idb_ctx *x)
+{
+	cJSON *list = NULL, *j;
+	enum idb_err e;
+	int limit;
+
+	if ((e = idb_api_limit(x, &limit)) != IDB_OK || (e = idb_outbox_list(x->oh->db, limit, &list)) != IDB_OK)
+		return e;
+	if ((j = cJSON_CreateObject()) == NULL) {
+		cJSON_Delete(list);
+		return IDB_E_NOMEM;
+	}
+	cJSON_AddItemToObject(j, "items", list);
+	cJSON_AddNullToObject(j, "next_cursor");
 	return idb_api_reply(x, 200, j);
 }
 

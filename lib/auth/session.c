@@ -3,6 +3,7 @@
 #include "auth/auth.h"
 
 #include "audit/accesslog.h"
+#include "outbox/outbox.h"
 
 #include <string.h>
 #include <sodium.h>
@@ -244,6 +245,16 @@ lock(sqlite3 *db, const char *kind, const char *subject, const char *email, cons
 	sqlite3_bind_int64(st, 3, (long long)now + IDB_LOCKOUT_SECONDS);
 	if ((e = done(st)) != IDB_OK)
 		return e;
+	if (!sqlite3_get_autocommit(db)) {
+		char body[600];
+
+		snprintf(body, sizeof(body),
+		         "Log in to ImmiDB was locked for 15 minutes after repeated failures.\r\n\r\nLocked: %s %.300s\r\n"
+		         "Email tried: %.254s\r\nFrom address: %.64s",
+		         kind, subject, email ? email : "", ip ? ip : "");
+		if ((e = idb_outbox_queue(db, "lockout", subject, "A login was locked out", body)) != IDB_OK)
+			return e;
+	}
 	return idb_auth_event(db, now, "lockout", email, ip, "", kind);
 }
 
