@@ -20,29 +20,6 @@ known(const char *const *list, const char *v)
 	return 0;
 }
 
-/* Only the parameters named here are accepted. */
-static enum idb_err
-only(const struct idb_req *req, const char *const *names)
-{
-	const char *p = req->query, *end;
-	const char *const *n;
-	size_t klen;
-	int ok;
-
-	while (p != NULL && *p != '\0') {
-		end = strchr(p, '&');
-		if (end == NULL)
-			end = p + strlen(p);
-		klen = strcspn(p, "=&");
-		for (ok = 0, n = names; *n != NULL && !ok; n++)
-			ok = strlen(*n) == klen && memcmp(p, *n, klen) == 0;
-		if (!ok)
-			return IDB_E_BAD_REQUEST;
-		p = *end ? end + 1 : end;
-	}
-	return IDB_OK;
-}
-
 struct page {
 	cJSON *items;
 	int n;
@@ -70,7 +47,7 @@ idb_api_log_list(struct idb_ctx *x)
 	int limit;
 
 	memset(&f, 0, sizeof(f));
-	if ((e = only(x->req, params)) != IDB_OK || (e = idb_api_limit(x, &limit)) != IDB_OK ||
+	if ((e = idb_req_only(x->req, params)) != IDB_OK || (e = idb_api_limit(x, &limit)) != IDB_OK ||
 	    (e = idb_req_query(x->req, "actor_kind", &f.actor_kind)) != IDB_OK ||
 	    (e = idb_req_query(x->req, "action", &f.action)) != IDB_OK ||
 	    (e = idb_req_query(x->req, "since", &f.since)) != IDB_OK ||
@@ -159,7 +136,7 @@ idb_api_log_export(struct idb_ctx *x)
 	static const char *const none[] = {NULL};
 	enum idb_err e;
 
-	if ((e = only(x->req, none)) != IDB_OK)
+	if ((e = idb_req_only(x->req, none)) != IDB_OK)
 		return e;
 	idb_buf_reset(&x->resp->body);
 	if ((e = idb_log_export_ndjson(x->app->reg, x->app->master, x->app->conf->log_origin, x->org.slug, x->oh->db,
@@ -182,7 +159,7 @@ idb_api_log_verify(struct idb_ctx *x)
 	enum idb_err e;
 	int ok;
 
-	if ((e = only(x->req, none)) != IDB_OK || (e = idb_log_verify(x->oh->db, &ok, &size, head, &bad)) != IDB_OK)
+	if ((e = idb_req_only(x->req, none)) != IDB_OK || (e = idb_log_verify(x->oh->db, &ok, &size, head, &bad)) != IDB_OK)
 		return e;
 	if ((j = cJSON_CreateObject()) == NULL)
 		return IDB_E_NOMEM;
@@ -203,7 +180,7 @@ idb_api_log_checkpoint(struct idb_ctx *x)
 	cJSON *ck = NULL;
 	enum idb_err e;
 
-	if ((e = only(x->req, none)) != IDB_OK ||
+	if ((e = idb_req_only(x->req, none)) != IDB_OK ||
 	    (e = idb_ckpt_current(x->app->reg, x->app->master, x->app->conf->log_origin, x->org.slug, x->oh->db, &ck)) !=
 	        IDB_OK)
 		return e;

@@ -11,22 +11,13 @@
 static enum idb_err
 filters(struct idb_ctx *x, struct idb_chg_filter *f)
 {
-	const char *p = x->req->query, *end, *cursor;
-	size_t klen;
+	static const char *const names[] = {"entity", "entity_id", "since", "limit", "cursor", NULL};
+	const char *cursor;
 	enum idb_err e;
 
 	memset(f, 0, sizeof(*f));
-	while (p != NULL && *p != '\0') {
-		end = strchr(p, '&');
-		if (end == NULL)
-			end = p + strlen(p);
-		klen = strcspn(p, "=&");
-		if (!((klen == 6 && memcmp(p, "entity", 6) == 0) || (klen == 9 && memcmp(p, "entity_id", 9) == 0) ||
-		      (klen == 5 && memcmp(p, "since", 5) == 0) || (klen == 5 && memcmp(p, "limit", 5) == 0) ||
-		      (klen == 6 && memcmp(p, "cursor", 6) == 0)))
-			return IDB_E_BAD_REQUEST;
-		p = *end ? end + 1 : end;
-	}
+	if ((e = idb_req_only(x->req, names)) != IDB_OK)
+		return e;
 	if ((e = idb_req_query(x->req, "entity", &f->entity)) != IDB_OK ||
 	    (e = idb_req_query(x->req, "entity_id", &f->entity_id)) != IDB_OK ||
 	    (e = idb_req_query(x->req, "since", &f->since)) != IDB_OK ||

@@ -162,27 +162,19 @@ idb_api_rec_reveal(struct idb_ctx *x)
 
 /* ---- lists ---------------------------------------------------------------- */
 
-/* Every query parameter must be one this list knows. */
+/* Every query parameter must be one this list knows: limit, cursor, the filters. */
 static enum idb_err
 known_params(const struct idb_req *req, const struct idb_resource *r)
 {
-	const char *p = req->query, *end;
-	size_t klen, i;
-	int ok;
+	const char *names[16];
+	size_t i, n = 0;
 
-	while (p != NULL && *p != '\0') {
-		end = strchr(p, '&');
-		if (end == NULL)
-			end = p + strlen(p);
-		klen = strcspn(p, "=&");
-		ok = (klen == 5 && memcmp(p, "limit", 5) == 0) || (klen == 6 && memcmp(p, "cursor", 6) == 0);
-		for (i = 0; i < r->nfilters && !ok; i++)
-			ok = strlen(r->filters[i].param) == klen && memcmp(p, r->filters[i].param, klen) == 0;
-		if (!ok)
-			return IDB_E_BAD_REQUEST;
-		p = *end ? end + 1 : end;
-	}
-	return IDB_OK;
+	names[n++] = "limit";
+	names[n++] = "cursor";
+	for (i = 0; i < r->nfilters && n < 15; i++)
+		names[n++] = r->filters[i].param;
+	names[n] = NULL;
+	return idb_req_only(req, names);
 }
 
 /* ?q= as an FTS4 query: each word (letters and digits) as a lowercase prefix

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "store/db.h"
 
 static const char sql_load[] =
     "SELECT name, require_mfa, ip_allowlist, session_idle_minutes, notify_sysadmin_access, notify_updates,"
@@ -12,18 +13,6 @@ static const char sql_save[] =
     "UPDATE settings SET name = ?, require_mfa = ?, ip_allowlist = ?, session_idle_minutes = ?,"
     " notify_sysadmin_access = ?, notify_updates = ?, integration_google = ?, integration_microsoft = ?,"
     " updated_at = ?, version = version + 1 WHERE id = 1 AND version = ?";
-
-static void
-copy(char *dst, size_t size, const unsigned char *src)
-{
-	size_t n = src ? strlen((const char *)src) : 0;
-
-	if (n >= size)
-		n = size - 1;
-	if (n)
-		memcpy(dst, src, n);
-	dst[n] = '\0';
-}
 
 enum idb_err
 idb_settings_load(sqlite3 *db, struct idb_settings *s)
@@ -36,12 +25,12 @@ idb_settings_load(sqlite3 *db, struct idb_settings *s)
 		return IDB_E_DB;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		copy(s->name, sizeof(s->name), sqlite3_column_text(st, 0));
+		idb_db_text(s->name, sizeof(s->name), st, 0);
 		s->require_mfa = sqlite3_column_int(st, 1);
-		copy(s->ip_allowlist, sizeof(s->ip_allowlist), sqlite3_column_text(st, 2));
+		idb_db_text(s->ip_allowlist, sizeof(s->ip_allowlist), st, 2);
 		s->idle_minutes = sqlite3_column_int64(st, 3);
 		s->notify_sysadmin_access = sqlite3_column_int(st, 4);
-		copy(s->notify_updates, sizeof(s->notify_updates), sqlite3_column_text(st, 5));
+		idb_db_text(s->notify_updates, sizeof(s->notify_updates), st, 5);
 		s->google = sqlite3_column_int(st, 6);
 		s->microsoft = sqlite3_column_int(st, 7);
 		s->version = sqlite3_column_int64(st, 8);

@@ -67,18 +67,6 @@ totp_ad(const char *id, struct idb_field_ad *ad)
 	ad->column = "totp_secret";
 }
 
-static void
-copy(char *dst, size_t size, const unsigned char *src)
-{
-	size_t n = src ? strlen((const char *)src) : 0;
-
-	if (n >= size)
-		n = size - 1;
-	if (n)
-		memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
 enum idb_err
 idb_sysadmin_add(sqlite3 *reg, const struct idb_master *m, const char *email, const char *name, const char *password,
                  struct idb_sysadmin *out, char secret_b32[33])
@@ -140,12 +128,12 @@ one(sqlite3 *reg, const char *sql, const char *key, struct idb_sysadmin *out, ch
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		copy(out->id, sizeof(out->id), sqlite3_column_text(st, 0));
-		copy(out->email, sizeof(out->email), sqlite3_column_text(st, 1));
-		copy(out->name, sizeof(out->name), sqlite3_column_text(st, 2));
+		idb_db_text(out->id, sizeof(out->id), st, 0);
+		idb_db_text(out->email, sizeof(out->email), st, 1);
+		idb_db_text(out->name, sizeof(out->name), st, 2);
 		out->disabled = sqlite3_column_int(st, 3);
 		if (hash != NULL)
-			copy(hash, 128, sqlite3_column_text(st, 4));
+			idb_db_text(hash, 128, st, 4);
 		e = IDB_OK;
 	} else
 		e = rc == SQLITE_DONE ? IDB_E_NOT_FOUND : IDB_E_DB;
@@ -386,8 +374,8 @@ idb_sysadmin_session_find(sqlite3 *reg, const char *token, time_t now, struct id
 		return IDB_E_DB;
 	sqlite3_bind_blob(st, 1, s->hash, 32, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW) {
-		copy(s->sysadmin_id, sizeof(s->sysadmin_id), sqlite3_column_text(st, 0));
-		copy(s->csrf, sizeof(s->csrf), sqlite3_column_text(st, 1));
+		idb_db_text(s->sysadmin_id, sizeof(s->sysadmin_id), st, 0);
+		idb_db_text(s->csrf, sizeof(s->csrf), st, 1);
 		s->last_seen = sqlite3_column_int64(st, 2);
 		s->expires_at = sqlite3_column_int64(st, 3);
 		e = IDB_OK;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "crypto/pw.h"
+#include "store/db.h"
 #include "store/registry.h"
 
 static const char sql_insert[] =
@@ -105,27 +106,14 @@ out:
 }
 
 static void
-col(char *dst, size_t size, sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-	size_t n = t ? strlen((const char *)t) : 0;
-
-	if (n >= size)
-		n = size - 1;
-	if (n)
-		memcpy(dst, t, n);
-	dst[n] = '\0';
-}
-
-static void
 row(sqlite3_stmt *st, struct idb_user *u)
 {
-	col(u->id, sizeof(u->id), st, 0);
-	col(u->email, sizeof(u->email), st, 1);
-	col(u->name, sizeof(u->name), st, 2);
-	col(u->role, sizeof(u->role), st, 3);
+	idb_db_text(u->id, sizeof(u->id), st, 0);
+	idb_db_text(u->email, sizeof(u->email), st, 1);
+	idb_db_text(u->name, sizeof(u->name), st, 2);
+	idb_db_text(u->role, sizeof(u->role), st, 3);
 	u->disabled = sqlite3_column_int(st, 4);
-	col(u->created_at, sizeof(u->created_at), st, 5);
+	idb_db_text(u->created_at, sizeof(u->created_at), st, 5);
 	u->version = sqlite3_column_int64(st, 6);
 	u->mfa_enabled = sqlite3_column_int(st, 7);
 }
@@ -181,7 +169,7 @@ one(sqlite3 *db, const char *sql, const char *key, struct idb_user *u, char *has
 		if (u != NULL)
 			row(st, u);
 		if (hash != NULL)
-			col(hash, hashlen, st, u != NULL ? 8 : 0);
+			idb_db_text(hash, hashlen, st, u != NULL ? 8 : 0);
 		e = IDB_OK;
 	} else
 		e = rc == SQLITE_DONE ? IDB_E_NOT_FOUND : IDB_E_DB;

@@ -123,6 +123,28 @@ idb_req_query(const struct idb_req *r, const char *name, const char **out)
 	return IDB_OK;
 }
 
+enum idb_err
+idb_req_only(const struct idb_req *r, const char *const *names)
+{
+	const char *p = r->query, *end;
+	const char *const *n;
+	size_t klen;
+	int ok;
+
+	while (p != NULL && *p != '\0') {
+		end = strchr(p, '&');
+		if (end == NULL)
+			end = p + strlen(p);
+		klen = strcspn(p, "=&");
+		for (ok = 0, n = names; *n != NULL && !ok; n++)
+			ok = strlen(*n) == klen && memcmp(p, *n, klen) == 0;
+		if (!ok)
+			return IDB_E_BAD_REQUEST;
+		p = *end ? end + 1 : end;
+	}
+	return IDB_OK;
+}
+
 const char *
 idb_req_cookie(const struct idb_req *r, const char *name)
 {

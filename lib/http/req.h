@@ -59,6 +59,8 @@ void idb_req_client_ip(struct idb_req *, const struct idb_cidr_list *proxies);
 /* The decoded value of a query parameter (arena memory), or NULL if absent.
  * IDB_E_BAD_REQUEST for malformed percent-encoding. */
 enum idb_err idb_req_query(const struct idb_req *, const char *name, const char **out);
+/* IDB_E_BAD_REQUEST if the query has a parameter not named in names (NULL-terminated). */
+enum idb_err idb_req_only(const struct idb_req *, const char *const *names);
 /* A cookie's value (arena memory) or NULL. */
 const char *idb_req_cookie(const struct idb_req *, const char *name);
 /*

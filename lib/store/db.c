@@ -196,3 +196,16 @@ idb_db_depth(sqlite3 *db)
 
 	return i < 0 ? 0 : tx[i].depth;
 }
+
+void
+idb_db_text(char *dst, size_t size, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t n = t ? strlen((const char *)t) : 0;
+
+	if (n >= size)
+		n = size - 1;
+	if (n)
+		memcpy(dst, t, n);
+	dst[n] = '\0';
+}

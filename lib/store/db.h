@@ -7,6 +7,7 @@
 #ifndef IDB_STORE_DB_H
 #define IDB_STORE_DB_H
 
+#include <stddef.h>
 #include <sqlite3.h>
 #include "core/err.h"
 #include "crypto/key.h"
@@ -33,6 +34,8 @@ int idb_db_floor(sqlite3 *, int floor);
 int idb_db_depth(sqlite3 *);
 /* Drops the transaction state of a handle that will not be used again. */
 void idb_db_forget(sqlite3 *);
+/* Copies a text column into dst (at most size-1 bytes, NUL-terminated; "" for NULL). */
+void idb_db_text(char *dst, size_t size, sqlite3_stmt *, int col);
 /* Closes; NULL is fine. */
 void idb_db_close(sqlite3 *);
 

@@ -216,26 +216,13 @@ idb_reg_open(const struct idb_conf *c, const struct idb_master *m, int flags, sq
 }
 
 static void
-copy_col(char *dst, size_t size, sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	size_t n = t ? strlen((const char *)t) : 0;
-
-	if (n >= size)
-		n = size - 1;
-	if (n)
-		memcpy(dst, t, n);
-	dst[n] = '\0';
-}
-
-static void
 row_org(sqlite3_stmt *st, struct idb_org *o)
 {
-	copy_col(o->id, sizeof(o->id), st, 0);
-	copy_col(o->slug, sizeof(o->slug), st, 1);
-	copy_col(o->name, sizeof(o->name), st, 2);
-	copy_col(o->state, sizeof(o->state), st, 3);
-	copy_col(o->created_at, sizeof(o->created_at), st, 4);
+	idb_db_text(o->id, sizeof(o->id), st, 0);
+	idb_db_text(o->slug, sizeof(o->slug), st, 1);
+	idb_db_text(o->name, sizeof(o->name), st, 2);
+	idb_db_text(o->state, sizeof(o->state), st, 3);
+	idb_db_text(o->created_at, sizeof(o->created_at), st, 4);
 }
 
 enum idb_err
