@@ -740,21 +740,26 @@ cmd_log(struct cli *c, const char *what)
 			fputs(cJSON_GetObjectItem(ck, "note")->valuestring, stdout);
 		cJSON_Delete(ck);
 	} else {
-		/* The export is logged first (fail closed), then written. */
-		if ((rc = server_read(db, "log.export", "access-log", "")) == 0) {
-			idb_buf_init(&b, (size_t)1 << 31);
-			if (idb_log_export_ndjson(c->reg, c->master, c->conf.log_origin, o.slug, db, &b) != IDB_OK)
-				rc = fail("log export", "cannot read the access log");
-			else if (outp == NULL)
-				fwrite(b.data ? b.data : "", 1, b.len, stdout);
-			else {
-				FILE *f = fopen(outp, "wx");
+		/* One transaction: the entry (first, fail closed) and a consistent read
+		 * that ends with it; the entry stays only if the export was written. */
+		FILE *f = NULL;
 
-				if (f == NULL || fwrite(b.data ? b.data : "", 1, b.len, f) != b.len || fclose(f) != 0)
-					rc = fail(outp, "cannot write the export (it must not exist yet)");
-			}
-			idb_buf_free(&b);
+		idb_buf_init(&b, (size_t)1 << 31);
+		if (outp != NULL && (f = fopen(outp, "wx")) == NULL)
+			rc = fail(outp, "cannot create the file (it must not exist yet)");
+		else if (idb_db_begin(db) != IDB_OK || server_entry(db, "log.export", "access-log", "") != IDB_OK ||
+		         idb_log_export_ndjson(c->reg, c->master, c->conf.log_origin, o.slug, db, &b) != IDB_OK)
+			rc = fail("log export", "cannot write the entry or read the access log");
+		else if (fwrite(b.data ? b.data : "", 1, b.len, f ? f : stdout) != b.len || (f != NULL && fclose(f) != 0))
+			rc = fail(outp ? outp : "stdout", "cannot write the export");
+		else if (idb_db_commit(db) != IDB_OK)
+			rc = fail("log export", "cannot commit the entry");
+		if (rc != 0) {
+			idb_db_rollback(db);
+			if (f != NULL && outp != NULL)
+				unlink(outp);
 		}
+		idb_buf_free(&b);
 	}
 	idb_db_close(db);
 	return rc;

@@ -88,18 +88,27 @@ idb_api_log_list(struct idb_ctx *x)
 	return idb_api_reply(x, 200, j);
 }
 
+struct lines {
+	struct idb_buf *b;
+	enum idb_err e; /* the first failure: the export is refused, never cut short */
+};
+
 static void
 line(cJSON *e, long long seq, void *arg)
 {
-	struct idb_buf *b = arg;
-	char *s = cJSON_PrintUnformatted(e);
+	struct lines *l = arg;
+	char *s;
 
 	(void)seq;
-	if (s != NULL) {
-		idb_buf_addstr(b, s);
-		idb_buf_addstr(b, "\n");
-		cJSON_free(s);
+	if (l->e != IDB_OK)
+		return;
+	if ((s = cJSON_PrintUnformatted(e)) == NULL) {
+		l->e = IDB_E_NOMEM;
+		return;
 	}
+	if ((l->e = idb_buf_addstr(l->b, s)) == IDB_OK)
+		l->e = idb_buf_addstr(l->b, "\n");
+	cJSON_free(s);
 }
 
 /* The NDJSON export: every entry oldest first, then {"checkpoint": ...} for that size. */
@@ -111,9 +120,11 @@ idb_log_export_ndjson(sqlite3 *reg, const struct idb_master *m, const char *orig
 	cJSON *ck = NULL, *wrap;
 	char *s;
 	enum idb_err e;
+	struct lines l = {out, IDB_OK};
 
 	memset(&f, 0, sizeof(f));
-	if ((e = idb_log_each(db, &f, line, out)) != IDB_OK || (e = idb_ckpt_current(reg, m, origin, slug, db, &ck)) != IDB_OK)
+	if ((e = idb_log_each(db, &f, line, &l)) != IDB_OK || (e = l.e) != IDB_OK ||
+	    (e = idb_ckpt_current(reg, m, origin, slug, db, &ck)) != IDB_OK)
 		return e;
 	if ((wrap = cJSON_CreateObject()) == NULL) {
 		cJSON_Delete(ck);

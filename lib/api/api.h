@@ -44,7 +44,7 @@ struct idb_ctx {
 	struct idb_user user;          /* the session's user */
 	cJSON *fields;                 /* the 422 messages, freed with the request */
 	const char *log_detail;        /* the access-log entry's detail, set by a handler */
-	const char *log_email;         /* the attempted email of an anonymous request */
+	const char *log_target;        /* the access-log entry's target, if not the path (a new record) */
 	int sysadmin;                  /* the caller is a sysadmin (user holds their id and email) */
 };
 

@@ -189,7 +189,7 @@ outcome(enum idb_err e)
 	}
 }
 
-/* The path after /api/v1/orgs/<slug>/, without a trailing /reveal or /mfa verb. */
+/* The path after /api/v1/orgs/<slug>/, without a trailing /reveal; a handler may name it (a new record). */
 static const char *
 log_target(struct idb_ctx *x)
 {
@@ -197,6 +197,8 @@ log_target(struct idb_ctx *x)
 	char *t;
 	size_t n;
 
+	if (x->log_target != NULL)
+		return x->log_target;
 	p += strcspn(p, "/");
 	if (*p == '/')
 		p++;
@@ -271,11 +273,13 @@ org_request(struct idb_ctx *x)
 	idb_db_floor(db, 0);
 	while (idb_db_depth(db) > 1)
 		idb_db_rollback(db); /* a handler level left open by mistake */
-	if (logged && (oc = outcome(e)) != NULL) {
+	/* Without a session only refusals by address are entries: anyone could
+	 * otherwise grow an org's log with requests that name nobody. */
+	if (logged && (oc = outcome(e)) != NULL && (x->have_session || e == IDB_E_IP_NOT_ALLOWED)) {
 		memset(&le, 0, sizeof(le));
 		le.actor_kind = x->sysadmin ? "sysadmin" : x->have_session ? "user" : "anonymous";
 		le.actor_id = x->have_session ? x->user.id : "";
-		le.actor_email = x->have_session ? x->user.email : (x->log_email ? x->log_email : "");
+		le.actor_email = x->have_session ? x->user.email : "";
 		le.via = "app";
 		le.ip = x->req->client_ip;
 		le.action = rt->action;

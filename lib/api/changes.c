@@ -87,18 +87,27 @@ idb_api_changes_list(struct idb_ctx *x)
 	return idb_api_reply(x, 200, j);
 }
 
+struct lines {
+	struct idb_buf *b;
+	enum idb_err e; /* the first failure: the export is refused, never cut short */
+};
+
 static void
 line(cJSON *e, long long seq, void *arg)
 {
-	struct idb_buf *b = arg;
-	char *s = cJSON_PrintUnformatted(e);
+	struct lines *l = arg;
+	char *s;
 
 	(void)seq;
-	if (s != NULL) {
-		idb_buf_addstr(b, s);
-		idb_buf_addstr(b, "\n");
-		cJSON_free(s);
+	if (l->e != IDB_OK)
+		return;
+	if ((s = cJSON_PrintUnformatted(e)) == NULL) {
+		l->e = IDB_E_NOMEM;
+		return;
 	}
+	if ((l->e = idb_buf_addstr(l->b, s)) == IDB_OK)
+		l->e = idb_buf_addstr(l->b, "\n");
+	cJSON_free(s);
 }
 
 enum idb_err
@@ -113,5 +122,10 @@ idb_api_changes_export(struct idb_ctx *x)
 	x->resp->content_type = "application/x-ndjson";
 	idb_resp_header(x->resp, "Content-Disposition", "attachment; filename=\"changes.ndjson\"");
 	x->resp->status = 200;
-	return idb_chg_each(x->oh->db, &f, line, &x->resp->body);
+	{
+		struct lines l = {&x->resp->body, IDB_OK};
+		enum idb_err e = idb_chg_each(x->oh->db, &f, line, &l);
+
+		return e != IDB_OK ? e : l.e;
+	}
 }

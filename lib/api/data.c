@@ -67,6 +67,18 @@ idb_api_rec_create(struct idb_ctx *x)
 		return with_fields(x, e, fields);
 	if ((e = idb_rec_get(&env, res_of(x), id, &rec)) != IDB_OK)
 		return e;
+	{
+		/* The entry names the new record: "<resource>/<id>". */
+		size_t rn = strlen(res_of(x)->name);
+		char *t = idb_arena_alloc(x->req->arena, rn + 1 + IDB_ID_LEN + 1);
+
+		if (t != NULL) {
+			memcpy(t, res_of(x)->name, rn);
+			t[rn] = '/';
+			memcpy(t + rn + 1, id, IDB_ID_LEN + 1);
+			x->log_target = t;
+		}
+	}
 	return idb_api_reply(x, 201, rec);
 }
 

@@ -157,7 +157,10 @@ vtable(struct idb_arena *a, const struct idb_resource *r, int patch, size_t *n)
 	for (i = 0; i < r->ncols; i++) {
 		c = &r->cols[i];
 		t[i].name = c->name;
-		t[i].flags = (c->flags & IDB_CF_REQUIRED) ? (patch ? 0 : IDB_VF_REQUIRED) : IDB_VF_NULLABLE;
+		/* Optional fields may be cleared with null, except enums with a default (status). */
+		t[i].flags = (c->flags & IDB_CF_REQUIRED) ? (patch ? 0 : IDB_VF_REQUIRED)
+		             : (c->kind == IDB_CK_ENUM && c->def != NULL) ? 0
+		                                                          : IDB_VF_NULLABLE;
 		if (c->flags & IDB_CF_MULTILINE)
 			t[i].flags |= IDB_VF_MULTILINE;
 		t[i].min = (c->flags & IDB_CF_REQUIRED) || c->kind == IDB_CK_SECRET ? 1 : 0;
@@ -194,6 +197,8 @@ vtable(struct idb_arena *a, const struct idb_resource *r, int patch, size_t *n)
 		}
 		if (c->flags & IDB_CF_READONLY) {
 			t[i].flags = 0; /* not even null */
+			t[i].min = 0;
+			t[i].max = (long long)1 << 30;
 			t[i].type = IDB_V_STRING;
 			t[i].check = never;
 			t[i].check_msg = "is read-only";

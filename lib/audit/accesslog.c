@@ -201,6 +201,13 @@ idb_log_verify(sqlite3 *db, int *ok, long long *size, unsigned char head[32], lo
 		return IDB_E_DB;
 	if (*ok)
 		memcpy(head, prev, 32);
+	else {
+		/* The size reported is the log's length, not where the check stopped. */
+		unsigned char last[32];
+
+		if (idb_log_head(db, size, last) != IDB_OK)
+			return IDB_E_DB;
+	}
 	return IDB_OK;
 }
 
