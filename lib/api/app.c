@@ -111,13 +111,16 @@ idb_guard_org(struct idb_ctx *x)
 
 		if ((e = idb_guard_sysadmin(x)) != IDB_OK)
 			return e;
+		x->have_session = 1; /* from here on, entries name the sysadmin */
+		/* The user's own session and second-factor routes are not a sysadmin's. */
+		if (rt->action == NULL || (rt->flags & (IDB_RF_ENROLL | IDB_RF_MFA_STEP)) || strstr(rt->pattern, "/me/"))
+			return IDB_E_FORBIDDEN;
 		if ((e = idb_sysadmin_may(x->app->reg, x->user.id, x->org.id, &kind)) != IDB_OK)
 			return e == IDB_E_NOT_FOUND ? IDB_E_NOT_FOUND : e;
 		if (!idb_reason_valid(x->req->access_reason))
 			return IDB_E_REASON_REQUIRED;
 		if (!(rt->roles & IDB_ROLE_ADMIN))
 			return IDB_E_FORBIDDEN;
-		x->have_session = 1;
 		if ((x->settings = idb_arena_alloc(x->req->arena, sizeof(*x->settings))) == NULL)
 			return IDB_E_NOMEM;
 		return idb_settings_load(db, x->settings);
@@ -256,7 +259,11 @@ org_request(struct idb_ctx *x)
 	/* Routes without an action (the session routes) write their own entries in
 	 * their own transactions: a login must not hold the write lock while
 	 * Argon2id runs. */
-	int logged = rt->action != NULL, tx = logged;
+	/* A sysadmin's request is always an entry, on every route. */
+	int by_sysadmin = idb_req_cookie(x->req, "immidb_session") == NULL &&
+	                  idb_req_cookie(x->req, "immidb_sysadmin") != NULL && !(rt->flags & IDB_RF_NOSESSION);
+	int logged = rt->action != NULL || by_sysadmin, tx = logged;
+	const char *action = rt->action != NULL ? rt->action : "session";
 
 	if ((e = guard_db(x)) != IDB_OK)
 		return e;
@@ -282,20 +289,20 @@ org_request(struct idb_ctx *x)
 		le.actor_email = x->have_session ? x->user.email : "";
 		le.via = "app";
 		le.ip = x->req->client_ip;
-		le.action = rt->action;
+		le.action = action;
 		le.target = log_target(x);
 		le.outcome = oc;
 		le.detail = e == IDB_OK ? x->log_detail : idb_err_code(e);
 		if (x->sysadmin) {
 			/* Every sysadmin request is a sysadmin.access entry with its reason. */
-			char *d = idb_arena_alloc(x->req->arena, strlen(rt->action) + strlen(le.detail ? le.detail : "") + 2);
+			char *d = idb_arena_alloc(x->req->arena, strlen(action) + strlen(le.detail ? le.detail : "") + 2);
 
 			le.action = "sysadmin.access";
 			le.reason = x->req->access_reason ? x->req->access_reason : "";
 			if (d != NULL) {
-				size_t an = strlen(rt->action), dn = le.detail ? strlen(le.detail) : 0;
+				size_t an = strlen(action), dn = le.detail ? strlen(le.detail) : 0;
 
-				memcpy(d, rt->action, an);
+				memcpy(d, action, an);
 				d[an] = dn ? ' ' : '\0';
 				if (dn)
 					memcpy(d + an + 1, le.detail, dn + 1);

@@ -246,9 +246,9 @@ lock(sqlite3 *db, const char *kind, const char *subject, const char *email, cons
 	if ((e = done(st)) != IDB_OK)
 		return e;
 	if (!sqlite3_get_autocommit(db)) {
-		char body[600];
+		char body[1024];
 
-		snprintf(body, sizeof(body),
+		(void)snprintf(body, sizeof(body),
 		         "Log in to ImmiDB was locked for 15 minutes after repeated failures.\r\n\r\nLocked: %s %.300s\r\n"
 		         "Email tried: %.254s\r\nFrom address: %.64s",
 		         kind, subject, email ? email : "", ip ? ip : "");

@@ -211,6 +211,22 @@ mark(sqlite3 *db, const char *sql, const char *a, long long n, const char *b, co
 	return rc == SQLITE_DONE ? IDB_OK : IDB_E_DB;
 }
 
+/* Appends text with every line ending as CRLF (SMTP allows no bare LF). */
+static enum idb_err
+add_crlf(struct idb_buf *b, const char *text)
+{
+	enum idb_err e = IDB_OK;
+	const char *p;
+
+	for (p = text; *p != '\0' && e == IDB_OK; p++) {
+		if (*p == '\n' && (p == text || p[-1] != '\r'))
+			e = idb_buf_add(b, "\r\n", 2);
+		else
+			e = idb_buf_add(b, p, 1);
+	}
+	return e;
+}
+
 struct due {
 	char *nid, *to, *summary, *body;
 	int attempts;
@@ -284,11 +300,12 @@ idb_outbox_deliver(sqlite3 *db, const struct idb_smtp *s, const char *org_slug, 
 		idb_buf_addstr(&mail, hash);
 		idb_buf_addstr(&mail, "@");
 		idb_buf_addstr(&mail, s->domain);
-		idb_buf_addstr(&mail, ">\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
-		idb_buf_addstr(&mail, d[i].body);
+		idb_buf_addstr(&mail, ">\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		                      "Content-Transfer-Encoding: 8bit\r\n\r\n");
+		add_crlf(&mail, d[i].body);
 		if (extra != NULL) {
 			idb_buf_addstr(&mail, "\r\n\r\nThe latest signed checkpoint of your access log:\r\n\r\n");
-			idb_buf_addstr(&mail, extra);
+			add_crlf(&mail, extra);
 		}
 		e = idb_buf_addstr(&mail, "\r\n");
 		/* Marked delivered only after the server accepted the mail. */
