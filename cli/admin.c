@@ -867,6 +867,35 @@ cmd_sysadmin_unassign(struct cli *c)
 	return 0;
 }
 
+/* Server-side access notifies like application access: once an hour, if the org asks. */
+static enum idb_err
+server_access_notice(sqlite3 *db, const struct idb_sysadmin *a, const char *reason, const char *at)
+{
+	static struct idb_settings s;
+	struct idb_buf b;
+	enum idb_err e;
+
+	if (idb_settings_load(db, &s) != IDB_OK)
+		return IDB_E_UNAVAILABLE;
+	if (!s.notify_sysadmin_access || idb_outbox_recent(db, "sysadmin_access", a->id, IDB_SYSADMIN_NOTIFY_EVERY))
+		return IDB_OK;
+	idb_buf_init(&b, 4096);
+	idb_buf_addstr(&b, "A platform system administrator accessed your organization's data on the server "
+	                   "(immidb-admin access).\r\n\r\nWho: ");
+	idb_buf_addstr(&b, a->name);
+	idb_buf_addstr(&b, " <");
+	idb_buf_addstr(&b, a->email);
+	idb_buf_addstr(&b, ">\r\nWhen: ");
+	idb_buf_addstr(&b, at);
+	idb_buf_addstr(&b, "\r\nReason given: ");
+	idb_buf_addstr(&b, reason);
+	idb_buf_addstr(&b, "\r\n\r\nIt is an entry of your access log (action server.access).");
+	e = b.data ? idb_outbox_queue(db, "sysadmin_access", a->id, "A sysadmin accessed your data on the server", b.data)
+	           : IDB_E_NOMEM;
+	idb_buf_free(&b);
+	return e;
+}
+
 static int
 print_row(void *arg, int n, char **vals, char **names)
 {
@@ -943,7 +972,9 @@ cmd_access(struct cli *c)
 	le.outcome = "ok";
 	snprintf(detail, sizeof(detail), "sql (%s)", kind);
 	le.detail = detail;
-	if ((e = idb_db_begin(db)) != IDB_OK || (e = idb_log_append(db, &le)) != IDB_OK || (e = idb_db_commit(db)) != IDB_OK) {
+	if ((e = idb_db_begin(db)) == IDB_OK && (e = idb_log_append(db, &le)) == IDB_OK)
+		e = server_access_notice(db, &a, reason, le.at);
+	if (e != IDB_OK || (e = idb_db_commit(db)) != IDB_OK) {
 		idb_db_rollback(db);
 		idb_db_close(db);
 		return fail("access log", "cannot write the entry; nothing was run");
@@ -1000,6 +1031,10 @@ notify_pass(struct cli *c, int *sent_all, int *failed_all)
 		if (open_org(c, ids.v[i].slug, &o, &db) != 0) {
 			rc = EXIT_FAILURE;
 			continue;
+		}
+		if (!idb_outbox_due(db, time(NULL))) {
+			idb_db_close(db);
+			continue; /* nothing due: no checkpoint to sign */
 		}
 		if (idb_ckpt_current(c->reg, c->master, c->conf.log_origin, o.slug, db, &ck) != IDB_OK ||
 		    idb_outbox_deliver(db, &smtp, o.slug, cJSON_GetStringValue(cJSON_GetObjectItem(ck, "note")), time(NULL),

@@ -569,7 +569,8 @@ idb_rec_create(const struct idb_rec_env *env, const struct idb_resource *r, cons
 			v[i].is_null = 0;
 			v[i].s = r->cols[i].def;
 		}
-		if ((r->cols[i].flags & IDB_CF_SELF) && !v[i].present) {
+		/* The creator owns it by default, if the creator is one of the org's users. */
+		if ((r->cols[i].flags & IDB_CF_SELF) && !v[i].present && strcmp(env->actor.kind, "user") == 0) {
 			v[i].present = 1;
 			v[i].s = env->actor.id;
 		}

@@ -178,13 +178,15 @@ idb_api_break_glass(struct idb_ctx *x)
 	le.reason = v[1].s;
 	le.outcome = "ok";
 	le.detail = "4 hours";
-	if ((e = idb_log_append(oh->db, &le)) != IDB_OK ||
-	    (e = glass_notice(x, oh->db, v[1].s, le.at)) != IDB_OK ||
-	    (e = idb_sysadmin_grant(x->app->reg, x->user.id, x->org.id, "break_glass", NULL, v[1].s, until)) != IDB_OK ||
+	/* The entry and the notice commit first: a grant never exists unrecorded.
+	 * (If the grant then cannot be written, the log shows an attempt.) */
+	if ((e = idb_log_append(oh->db, &le)) != IDB_OK || (e = glass_notice(x, oh->db, v[1].s, le.at)) != IDB_OK ||
 	    (e = idb_db_commit(oh->db)) != IDB_OK) {
 		idb_db_rollback(oh->db);
 		return IDB_E_UNAVAILABLE;
 	}
+	if (idb_sysadmin_grant(x->app->reg, x->user.id, x->org.id, "break_glass", NULL, v[1].s, until) != IDB_OK)
+		return IDB_E_UNAVAILABLE;
 	if ((j = cJSON_CreateObject()) == NULL)
 		return IDB_E_NOMEM;
 	cJSON_AddStringToObject(j, "expires_at", until);

@@ -27,6 +27,8 @@ static const char sql_due[] =
     "SELECT d.notification_id, d.recipient, d.attempts, n.summary, n.body, n.at FROM deliveries d"
     " JOIN notifications n ON n.id = d.notification_id"
     " WHERE d.delivered_at IS NULL AND d.next_attempt_at <= ? ORDER BY n.rowid LIMIT 100";
+static const char sql_any_due[] =
+    "SELECT 1 FROM deliveries WHERE delivered_at IS NULL AND next_attempt_at <= ? LIMIT 1";
 static const char sql_done[] =
     "UPDATE deliveries SET delivered_at = ?, attempts = attempts + 1, last_error = ''"
     " WHERE notification_id = ? AND recipient = ?";
@@ -116,6 +118,20 @@ idb_outbox_list(sqlite3 *db, int limit, cJSON **out)
 	}
 	*out = arr;
 	return IDB_OK;
+}
+
+int
+idb_outbox_due(sqlite3 *db, time_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int due = 0;
+
+	if (sqlite3_prepare_v2(db, sql_any_due, -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(st, 1, (long long)now);
+	due = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return due;
 }
 
 struct upload {

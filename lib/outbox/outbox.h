@@ -33,6 +33,9 @@ int idb_outbox_recent(sqlite3 *, const char *kind, const char *subject_id, long 
 /* GET .../notifications: newest first, at most limit; caller frees. */
 enum idb_err idb_outbox_list(sqlite3 *, int limit, cJSON **out);
 
+/* 1 if a delivery is due at now (so a deliverer signs a checkpoint only then). */
+int idb_outbox_due(sqlite3 *, time_t now);
+
 struct idb_smtp {
 	const char *url;     /* smtp://host:port */
 	const char *from;    /* "Name <addr>" */
