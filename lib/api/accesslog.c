@@ -8,6 +8,7 @@
 #include "api/records.h"
 #include "audit/accesslog.h"
 #include "audit/checkpoint.h"
+#include "store/db.h"
 
 static const char *const kinds[] = {"user", "sysadmin", "system", "anonymous", NULL};
 
@@ -121,10 +122,17 @@ idb_log_export_ndjson(sqlite3 *reg, const struct idb_master *m, const char *orig
 	char *s;
 	enum idb_err e;
 	struct lines l = {out, IDB_OK};
+	int own = sqlite3_get_autocommit(db);
 
+	/* The entries and the checkpoint from one snapshot, so that they agree. */
 	memset(&f, 0, sizeof(f));
-	if ((e = idb_log_each(db, &f, line, &l)) != IDB_OK || (e = l.e) != IDB_OK ||
-	    (e = idb_ckpt_current(reg, m, origin, slug, db, &ck)) != IDB_OK)
+	if (own && idb_db_exec(db, "BEGIN") != IDB_OK)
+		return IDB_E_DB;
+	if ((e = idb_log_each(db, &f, line, &l)) == IDB_OK && (e = l.e) == IDB_OK)
+		e = idb_ckpt_current(reg, m, origin, slug, db, &ck);
+	if (own)
+		idb_db_exec(db, e == IDB_OK ? "COMMIT" : "ROLLBACK");
+	if (e != IDB_OK)
 		return e;
 	if ((wrap = cJSON_CreateObject()) == NULL) {
 		cJSON_Delete(ck);

@@ -265,10 +265,15 @@ org_request(struct idb_ctx *x)
 	int logged = rt->action != NULL || by_sysadmin, tx = logged;
 	const char *action = rt->action != NULL ? rt->action : "session";
 
+	/* A read (GET) changes nothing: it runs outside the write lock, and only its
+	 * entry is written afterwards, before the answer leaves (fail closed). A
+	 * change runs with its entry in one transaction. */
+	int read = strcmp(rt->method, "GET") == 0;
+
 	if ((e = guard_db(x)) != IDB_OK)
 		return e;
 	db = x->oh->db;
-	if (tx) {
+	if (tx && !read) {
 		if ((e = idb_db_begin(db)) != IDB_OK)
 			return e == IDB_E_DB ? IDB_E_UNAVAILABLE : e;
 		idb_db_floor(db, 1);
@@ -277,6 +282,15 @@ org_request(struct idb_ctx *x)
 		e = rt->fn(x);
 	if (!tx)
 		return e;
+	if (read) {
+		enum idb_err be;
+
+		if ((be = idb_db_begin(db)) != IDB_OK) {
+			idb_resp_free(x->resp);
+			idb_resp_init(x->resp);
+			return IDB_E_UNAVAILABLE;
+		}
+	}
 	idb_db_floor(db, 0);
 	while (idb_db_depth(db) > 1)
 		idb_db_rollback(db); /* a handler level left open by mistake */

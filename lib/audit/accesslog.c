@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "store/db.h"
+
 static const char domain[] = "immidb-access-log-v1\n";
 static const char sql_last[] = "SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1";
 static const char sql_insert[] =
@@ -76,7 +78,7 @@ idb_log_head(sqlite3 *db, long long *size, unsigned char head[32])
 
 	*size = 0;
 	memset(head, 0, 32);
-	if (sqlite3_prepare_v2(db, sql_last, -1, &st, NULL) != SQLITE_OK)
+	if (idb_db_cached(db, sql_last, &st) != IDB_OK)
 		return IDB_E_DB;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
@@ -84,7 +86,7 @@ idb_log_head(sqlite3 *db, long long *size, unsigned char head[32])
 		memcpy(head, sqlite3_column_blob(st, 1), 32);
 	} else if (rc != SQLITE_DONE)
 		e = IDB_E_DB;
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	return e;
 }
 
@@ -104,7 +106,7 @@ idb_log_append(sqlite3 *db, struct idb_log_entry *e)
 	if (e->at[0] == '\0')
 		idb_time_now(e->at);
 	idb_log_hash(e, e->hash);
-	if (sqlite3_prepare_v2(db, sql_insert, -1, &st, NULL) != SQLITE_OK)
+	if (idb_db_cached(db, sql_insert, &st) != IDB_OK)
 		return IDB_E_UNAVAILABLE;
 	sqlite3_bind_int64(st, 1, e->seq);
 	sqlite3_bind_text(st, 2, e->at, -1, SQLITE_STATIC);
@@ -121,7 +123,7 @@ idb_log_append(sqlite3 *db, struct idb_log_entry *e)
 	sqlite3_bind_blob(st, 13, e->prev, 32, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 14, e->hash, 32, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	/* Fail closed: the caller answers 503 and commits nothing. */
 	return rc == SQLITE_DONE ? IDB_OK : IDB_E_UNAVAILABLE;
 }

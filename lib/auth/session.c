@@ -4,6 +4,7 @@
 
 #include "audit/accesslog.h"
 #include "outbox/outbox.h"
+#include "store/db.h"
 
 #include <string.h>
 #include <sodium.h>
@@ -116,7 +117,7 @@ idb_session_find(sqlite3 *db, const char *token, time_t now, long long idle_minu
 	if (token == NULL || strlen(token) != IDB_SESSION_TOKEN_LEN)
 		return IDB_E_UNAUTHENTICATED;
 	idb_token_hash(token, s->hash);
-	if (prep(db, sql_sess_find, &st) != 0)
+	if (idb_db_cached(db, sql_sess_find, &st) != IDB_OK)
 		return IDB_E_DB;
 	sqlite3_bind_blob(st, 1, s->hash, 32, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -133,7 +134,7 @@ idb_session_find(sqlite3 *db, const char *token, time_t now, long long idle_minu
 		s->expires_at = sqlite3_column_int64(st, 5);
 	} else
 		e = rc == SQLITE_DONE ? IDB_E_UNAUTHENTICATED : IDB_E_DB;
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	if (e != IDB_OK)
 		return e;
 	if ((long long)now >= s->expires_at || (long long)now - s->last_seen > idle_minutes * 60) {

@@ -21,7 +21,7 @@ idb_settings_load(sqlite3 *db, struct idb_settings *s)
 	enum idb_err e = IDB_OK;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, sql_load, -1, &st, NULL) != SQLITE_OK)
+	if (idb_db_cached(db, sql_load, &st) != IDB_OK)
 		return IDB_E_DB;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -39,7 +39,7 @@ idb_settings_load(sqlite3 *db, struct idb_settings *s)
 			e = IDB_E_INTERNAL;
 	} else
 		e = IDB_E_DB;
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	return e;
 }
 

@@ -161,7 +161,7 @@ one(sqlite3 *db, const char *sql, const char *key, struct idb_user *u, char *has
 	enum idb_err e;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (idb_db_cached(db, sql, &st) != IDB_OK)
 		return IDB_E_DB;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -173,7 +173,7 @@ one(sqlite3 *db, const char *sql, const char *key, struct idb_user *u, char *has
 		e = IDB_OK;
 	} else
 		e = rc == SQLITE_DONE ? IDB_E_NOT_FOUND : IDB_E_DB;
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	return e;
 }
 

@@ -10,15 +10,17 @@
 #include "store/mig.h"
 
 /* The database's schema cookie: it changes with every schema change (a migration). */
+static const char sql_cookie[] = "PRAGMA schema_version";
+
 static int
 schema_cookie(sqlite3 *db)
 {
 	sqlite3_stmt *st = NULL;
 	int v = -1;
 
-	if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+	if (idb_db_cached(db, sql_cookie, &st) == IDB_OK && sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	return v;
 }
 

@@ -2,8 +2,30 @@
 #include "store/db.h"
 
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/*
+ * Waiting for the write lock. SQLite's own timeout sleeps in growing steps
+ * (up to 100 ms), so under contention a request may sleep long after the lock
+ * is free: a p99 of hundreds of milliseconds. Transactions here are short
+ * (a log append is one commit), so wait in short steps instead, up to
+ * IDB_DB_BUSY_MS in all.
+ */
+static int
+busy(void *arg, int count)
+{
+	struct timespec ts = {0, count < 100 ? 100 * 1000 : 1000 * 1000};
+	static const long long budget_us = (long long)IDB_DB_BUSY_MS * 1000;
+	long long spent_us = count < 100 ? (long long)count * 100 : 100 * 100 + (long long)(count - 100) * 1000;
+
+	(void)arg;
+	if (spent_us >= budget_us)
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
+}
 
 enum idb_err
 idb_db_open(const char *path, const unsigned char key[IDB_KEY_LEN], int flags, sqlite3 **out)
@@ -41,7 +63,7 @@ idb_db_open(const char *path, const unsigned char key[IDB_KEY_LEN], int flags, s
 		e = IDB_E_DB;
 		goto out;
 	}
-	sqlite3_busy_timeout(db, IDB_DB_BUSY_MS);
+	sqlite3_busy_handler(db, busy, NULL);
 	if (!(flags & IDB_DB_READONLY) &&
 	    (e = idb_db_exec(db, "PRAGMA journal_mode = WAL")) != IDB_OK)
 		goto out;
@@ -86,9 +108,15 @@ idb_db_close(sqlite3 *db)
  */
 #define TX_HANDLES 4200 /* above org_cache's maximum of 4096 */
 
+#define STMT_CACHE 16 /* hot statements kept prepared per handle */
+
 static struct {
 	sqlite3 *db;
 	int depth, floor;
+	struct {
+		const char *sql; /* the caller's static string: compared by address */
+		sqlite3_stmt *st;
+	} cache[STMT_CACHE];
 } tx[TX_HANDLES];
 static int tx_used; /* slots below this index have been used */
 
@@ -110,18 +138,69 @@ tx_slot(sqlite3 *db, int create)
 			return -1;
 		free_slot = tx_used++;
 	}
+	memset(&tx[free_slot], 0, sizeof(tx[free_slot]));
 	tx[free_slot].db = db;
-	tx[free_slot].depth = tx[free_slot].floor = 0;
 	return free_slot;
 }
 
 void
 idb_db_forget(sqlite3 *db)
 {
-	int i = tx_slot(db, 0);
+	int i = tx_slot(db, 0), k;
 
-	if (i >= 0)
-		tx[i].db = NULL;
+	if (i < 0)
+		return;
+	for (k = 0; k < STMT_CACHE; k++)
+		sqlite3_finalize(tx[i].cache[k].st);
+	memset(&tx[i], 0, sizeof(tx[i]));
+}
+
+enum idb_err
+idb_db_cached(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+	int i = tx_slot(db, 1), k, free_k = -1;
+
+	*out = NULL;
+	if (i >= 0) {
+		for (k = 0; k < STMT_CACHE; k++) {
+			if (tx[i].cache[k].sql == sql) {
+				sqlite3_reset(tx[i].cache[k].st);
+				sqlite3_clear_bindings(tx[i].cache[k].st);
+				*out = tx[i].cache[k].st;
+				return IDB_OK;
+			}
+			if (tx[i].cache[k].sql == NULL && free_k < 0)
+				free_k = k;
+		}
+	}
+	if (sqlite3_prepare_v2(db, sql, -1, out, NULL) != SQLITE_OK) {
+		sqlite3_finalize(*out);
+		*out = NULL;
+		return IDB_E_DB;
+	}
+	if (i >= 0 && free_k >= 0) {
+		tx[i].cache[free_k].sql = sql;
+		tx[i].cache[free_k].st = *out;
+	}
+	return IDB_OK;
+}
+
+void
+idb_db_done(sqlite3_stmt *st)
+{
+	sqlite3 *db;
+	int i, k;
+
+	if (st == NULL)
+		return;
+	db = sqlite3_db_handle(st);
+	if ((i = tx_slot(db, 0)) >= 0)
+		for (k = 0; k < STMT_CACHE; k++)
+			if (tx[i].cache[k].st == st) {
+				sqlite3_reset(st); /* kept for the next use; releases its read */
+				return;
+			}
+	sqlite3_finalize(st);
 }
 
 enum idb_err

@@ -32,7 +32,14 @@ void idb_db_rollback(sqlite3 *);
 int idb_db_floor(sqlite3 *, int floor);
 /* The number of open levels. */
 int idb_db_depth(sqlite3 *);
-/* Drops the transaction state of a handle that will not be used again. */
+/*
+ * A prepared statement kept per handle for a static SQL string (compared by
+ * address): the hot path's statements are prepared once. Give it back with
+ * idb_db_done (reset, not finalized); statements not cached are finalized.
+ */
+enum idb_err idb_db_cached(sqlite3 *, const char *sql, sqlite3_stmt **out);
+void idb_db_done(sqlite3_stmt *);
+/* Drops the transaction state (and cached statements) of a handle. */
 void idb_db_forget(sqlite3 *);
 /* Copies a text column into dst (at most size-1 bytes, NUL-terminated; "" for NULL). */
 void idb_db_text(char *dst, size_t size, sqlite3_stmt *, int col);

@@ -234,7 +234,7 @@ idb_reg_org_find(sqlite3 *reg, const char *slug, struct idb_org *out)
 
 	if (!idb_slug_valid(slug))
 		return IDB_E_NOT_FOUND;
-	if (sqlite3_prepare_v2(reg, sql_org_find, -1, &st, NULL) != SQLITE_OK)
+	if (idb_db_cached(reg, sql_org_find, &st) != IDB_OK)
 		return IDB_E_DB;
 	sqlite3_bind_text(st, 1, slug, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -243,7 +243,7 @@ idb_reg_org_find(sqlite3 *reg, const char *slug, struct idb_org *out)
 		e = IDB_OK;
 	} else
 		e = rc == SQLITE_DONE ? IDB_E_NOT_FOUND : IDB_E_DB;
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	return e;
 }
 
