@@ -1007,6 +1007,49 @@ on_notify_stop(int sig)
 	notify_stop = 1;
 }
 
+/* The org's admins are told when a break-glass grant ends: a notice queued in the org's outbox. */
+static enum idb_err
+grant_ended(const struct idb_grant_end *g, void *arg)
+{
+	struct cli *c = arg;
+	struct idb_sysadmin a;
+	struct idb_org_keys k;
+	struct idb_buf b;
+	char path[IDB_PATH_MAX];
+	sqlite3 *db = NULL;
+	enum idb_err e;
+
+	if ((e = idb_sysadmin_get(c->reg, g->sysadmin_id, &a)) != IDB_OK)
+		return e;
+	if ((e = idb_reg_org_keys(c->reg, c->master, g->org_id, &k)) != IDB_OK)
+		return e;
+	if ((e = idb_org_path(&c->conf, g->org_id, path)) == IDB_OK)
+		e = idb_db_open(path, k.db, 0, &db);
+	idb_org_keys_wipe(&k);
+	if (e != IDB_OK)
+		return e;
+	idb_buf_init(&b, 8192);
+	idb_buf_addstr(&b, "The break-glass access of a platform system administrator to your organization has ended.\r\n\r\nWho: ");
+	idb_buf_addstr(&b, a.name);
+	idb_buf_addstr(&b, " <");
+	idb_buf_addstr(&b, a.email);
+	idb_buf_addstr(&b, ">\r\nGranted until: ");
+	idb_buf_addstr(&b, g->expires_at);
+	idb_buf_addstr(&b, "\r\nReason given: ");
+	idb_buf_addstr(&b, g->reason);
+	idb_buf_addstr(&b, "\r\n\r\nEvery request made under it is in your access log (sysadmin.access).");
+	if (b.data == NULL)
+		e = IDB_E_NOMEM;
+	else if ((e = idb_db_begin(db)) == IDB_OK &&
+	         (e = idb_outbox_queue(db, "break_glass", a.id, "Break-glass access ended", b.data)) == IDB_OK)
+		e = idb_db_commit(db);
+	if (e != IDB_OK)
+		idb_db_rollback(db);
+	idb_buf_free(&b);
+	idb_db_close(db);
+	return e;
+}
+
 /* One pass over every org's due deliveries; the latest signed checkpoint goes with each mail. */
 static int
 notify_pass(struct cli *c, int *sent_all, int *failed_all)
@@ -1023,6 +1066,8 @@ notify_pass(struct cli *c, int *sent_all, int *failed_all)
 	smtp.from = c->conf.smtp_from;
 	smtp.domain = c->conf.log_origin;
 	*sent_all = *failed_all = 0;
+	if (idb_sysadmin_ended(c->reg, grant_ended, c) != IDB_OK)
+		rc = fail("notify", "cannot queue the notice of an ended break-glass grant");
 	if (idb_reg_org_list(c->reg, collect, &ids) != IDB_OK)
 		return fail("notify", "cannot list the orgs");
 	for (i = 0; i < ids.n; i++) {

@@ -38,6 +38,11 @@ static const char sql_sess_find[] =
 static const char sql_sess_touch[] = "UPDATE sysadmin_sessions SET last_seen = ? WHERE token_hash = ?";
 static const char sql_sess_delete[] = "DELETE FROM sysadmin_sessions WHERE token_hash = ?";
 
+static const char sql_ended[] =
+    "SELECT id, sysadmin_id, org_id, expires_at, reason FROM sysadmin_grants WHERE kind = 'break_glass'"
+    " AND end_notified = 0 AND (expires_at <= ?1 OR revoked_at IS NOT NULL) ORDER BY id LIMIT 100";
+static const char sql_end_told[] = "UPDATE sysadmin_grants SET end_notified = 1 WHERE id = ?";
+
 #define SYSADMIN_IDLE (30 * 60)
 
 int
@@ -399,4 +404,41 @@ idb_sysadmin_session_find(sqlite3 *reg, const char *token, time_t now, struct id
 		sqlite3_finalize(st);
 	}
 	return IDB_OK;
+}
+
+enum idb_err
+idb_sysadmin_ended(sqlite3 *reg, enum idb_err (*fn)(const struct idb_grant_end *, void *), void *arg)
+{
+	struct idb_grant_end g[100];
+	char now[IDB_TIME_LEN];
+	sqlite3_stmt *st = NULL;
+	enum idb_err e = IDB_OK;
+	int n = 0, i, rc;
+
+	idb_time_now(now);
+	if (sqlite3_prepare_v2(reg, sql_ended, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);
+	while (n < 100 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		g[n].id = sqlite3_column_int64(st, 0);
+		idb_db_text(g[n].sysadmin_id, sizeof(g[n].sysadmin_id), st, 1);
+		idb_db_text(g[n].org_id, sizeof(g[n].org_id), st, 2);
+		idb_db_text(g[n].expires_at, sizeof(g[n].expires_at), st, 3);
+		idb_db_text(g[n].reason, sizeof(g[n].reason), st, 4);
+		n++;
+	}
+	sqlite3_finalize(st);
+	/* Told first, marked after: a crash between the two tells twice, never never. */
+	for (i = 0; i < n && e == IDB_OK; i++) {
+		if ((e = fn(&g[i], arg)) != IDB_OK)
+			break;
+		if (sqlite3_prepare_v2(reg, sql_end_told, -1, &st, NULL) != SQLITE_OK)
+			return IDB_E_DB;
+		sqlite3_bind_int64(st, 1, g[i].id);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			e = IDB_E_DB;
+	}
+	return e;
 }

@@ -55,6 +55,15 @@ enum idb_err idb_sysadmin_session_create(sqlite3 *reg, const char *sysadmin_id, 
                                          char token[IDB_TOKEN_LEN + 1], struct idb_sysadmin_session *out);
 enum idb_err idb_sysadmin_session_find(sqlite3 *reg, const char *token, time_t now,
                                        struct idb_sysadmin_session *out);
+/* A break-glass grant that has ended (expired or withdrawn) and whose end is not yet told. */
+struct idb_grant_end {
+	long long id;
+	char sysadmin_id[IDB_ID_LEN + 1], org_id[IDB_ID_LEN + 1];
+	char expires_at[IDB_TIME_LEN];
+	char reason[IDB_REASON_MAX * 4 + 1];
+};
+/* Calls fn for each ended break-glass grant not yet told; marks it told when fn returns IDB_OK. */
+enum idb_err idb_sysadmin_ended(sqlite3 *reg, enum idb_err (*fn)(const struct idb_grant_end *, void *), void *arg);
 /* 1 if s is 5..500 characters of text without control characters. */
 int idb_reason_valid(const char *s);
 

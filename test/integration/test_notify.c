@@ -1277,6 +1277,37 @@ break_glass_and_lockouts_always_notify(void **state)
 	assert_int_equal(n_kind(j, "break_glass"), 1);
 	cJSON_Delete(j);
 
+	/* The grant ends (here: its time is moved into the past in the registry):
+	 * the deliverer queues a second notice, once. */
+	{
+		struct idb_master *mk = NULL;
+		struct idb_conf conf;
+		char err[512], out[4096];
+		sqlite3 *reg = NULL;
+
+		assert_int_equal(idb_conf_open(&conf, env.conf, NULL, err, sizeof(err)), IDB_OK);
+		assert_int_equal(idb_key_master_load(conf.master_key_file, &mk), IDB_OK);
+		assert_int_equal(idb_reg_open(&conf, mk, 0, &reg), IDB_OK);
+		assert_int_equal(idb_db_exec(reg, "UPDATE sysadmin_grants SET expires_at = '2000-01-01T00:00:00.000Z'"
+		                                  " WHERE kind = 'break_glass'"),
+		                 IDB_OK);
+		idb_db_close(reg);
+		idb_key_master_free(mk);
+		assert_int_equal(deliver_once(out, sizeof(out)), 0);
+		assert_int_equal(deliver_once(out, sizeof(out)), 0);
+	}
+	j = notes_get(&a);
+	assert_int_equal(n_kind(j, "break_glass"), 2);
+	{
+		const cJSON *n;
+		int ended = 0;
+
+		cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(j, "items")) if (
+		    strcmp(jstr(n, "summary"), "Break-glass access ended") == 0) ended++;
+		assert_int_equal(ended, 1);
+	}
+	cJSON_Delete(j);
+
 	/* Five failed logins for one email: a lockout, and its notice. */
 	org_new("nt-lock");
 	user_new("nt-lock", "a@nt-lock.test", "admin", NULL, 0);
