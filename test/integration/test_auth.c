@@ -28,6 +28,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "checks.h"
 #include "harness.h"
 #include "api/api.h"
 #include "crypto/pw.h"
@@ -76,28 +77,6 @@ teardown(void **state)
 
 /* --- small helpers ------------------------------------------------- */
 
-#define F_SLOTS 16
-#define F_LEN 8192
-
-/* printf into one of a ring of static buffers: for paths and bodies that live
- * only for the call they are passed to. */
-static const char *F(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *
-F(const char *fmt, ...)
-{
-	static char buf[F_SLOTS][F_LEN];
-	static unsigned slot;
-	char *p = buf[slot++ % F_SLOTS];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(p, F_LEN, fmt, ap);
-	va_end(ap);
-	assert_true(n >= 0 && n < F_LEN);
-	return p;
-}
-
 /* n copies of c, NUL-terminated, in a ring buffer (n < F_LEN). */
 static const char *
 rep(char c, size_t n)
@@ -122,36 +101,6 @@ jparse(const struct h_resp *r)
 	return j;
 }
 
-static const char *
-jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsString(v))
-		fail_msg("\"%s\" is not a string", k);
-	return v->valuestring;
-}
-
-static int
-jbool(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsBool(v))
-		fail_msg("\"%s\" is not a boolean", k);
-	return cJSON_IsTrue(v);
-}
-
-static long long
-jint(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsNumber(v))
-		fail_msg("\"%s\" is not a number", k);
-	return (long long)v->valuedouble;
-}
-
 static const cJSON *
 jobj(const cJSON *o, const char *k)
 {
@@ -159,16 +108,6 @@ jobj(const cJSON *o, const char *k)
 
 	if (!cJSON_IsObject(v))
 		fail_msg("\"%s\" is not an object", k);
-	return v;
-}
-
-static const cJSON *
-jarr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsArray(v))
-		fail_msg("\"%s\" is not an array", k);
 	return v;
 }
 

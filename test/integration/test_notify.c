@@ -36,6 +36,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "checks.h"
 #include "harness.h"
 #include "api/api.h"
 #include "store/db.h"
@@ -87,26 +88,6 @@ struct sess {
 
 /* --- small helpers ------------------------------------------------- */
 
-#define F_SLOTS 16
-#define F_LEN 8192
-
-static const char *F(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *
-F(const char *fmt, ...)
-{
-	static char buf[F_SLOTS][F_LEN];
-	static unsigned slot;
-	char *p = buf[slot++ % F_SLOTS];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(p, F_LEN, fmt, ap);
-	va_end(ap);
-	assert_true(n >= 0 && n < F_LEN);
-	return p;
-}
-
 static cJSON *
 jparse(const char *text)
 {
@@ -115,36 +96,6 @@ jparse(const char *text)
 	if (j == NULL)
 		fail_msg("not JSON: %.300s", text);
 	return j;
-}
-
-static const char *
-jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsString(v))
-		fail_msg("\"%s\" is not a string", k);
-	return v->valuestring;
-}
-
-static long long
-jint(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsNumber(v))
-		fail_msg("\"%s\" is not a number", k);
-	return (long long)v->valuedouble;
-}
-
-static const cJSON *
-jarr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsArray(v))
-		fail_msg("\"%s\" is not an array", k);
-	return v;
 }
 
 static void

@@ -34,6 +34,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "checks.h"
 #include "harness.h"
 #include "api/api.h"
 #include "store/db.h"
@@ -71,26 +72,6 @@ struct sa {
 
 /* --- small helpers ------------------------------------------------- */
 
-#define F_SLOTS 16
-#define F_LEN 8192
-
-static const char *F(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *
-F(const char *fmt, ...)
-{
-	static char buf[F_SLOTS][F_LEN];
-	static unsigned slot;
-	char *p = buf[slot++ % F_SLOTS];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(p, F_LEN, fmt, ap);
-	va_end(ap);
-	assert_true(n >= 0 && n < F_LEN);
-	return p;
-}
-
 /* n copies of c in a ring buffer (n < F_LEN). */
 static const char *
 rep(char c, size_t n)
@@ -115,16 +96,6 @@ jparse(const struct h_resp *r)
 	return j;
 }
 
-static const char *
-jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsString(v))
-		fail_msg("\"%s\" is not a string", k);
-	return v->valuestring;
-}
-
 static const cJSON *
 jobj(const cJSON *o, const char *k)
 {
@@ -133,26 +104,6 @@ jobj(const cJSON *o, const char *k)
 	if (!cJSON_IsObject(v))
 		fail_msg("\"%s\" is not an object", k);
 	return v;
-}
-
-static const cJSON *
-jarr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsArray(v))
-		fail_msg("\"%s\" is not an array", k);
-	return v;
-}
-
-static long long
-jint(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsNumber(v))
-		fail_msg("\"%s\" is not a number", k);
-	return (long long)v->valuedouble;
 }
 
 static int
