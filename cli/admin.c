@@ -33,25 +33,16 @@
 #include "store/mig.h"
 #include "store/registry.h"
 
-#define EXIT_USAGE 2
+#include "cli/cli.h"
 
-struct cli {
-	int argc;
-	char **argv; /* the sub-command's words after the command name(s) */
-	struct idb_conf conf;
-	struct idb_master *master;
-	sqlite3 *reg;
-	char err[IDB_CONF_ERR_MAX];
-};
-
-static int
+int
 fail(const char *what, const char *why)
 {
 	fprintf(stderr, "immidb-admin: %s%s%s\n", what, why ? ": " : "", why ? why : "");
 	return EXIT_FAILURE;
 }
 
-static int
+int
 usage(void)
 {
 	fprintf(stderr,
@@ -66,17 +57,23 @@ usage(void)
 	        "  sysadmin add --email E --name N [--password-stdin]\n"
 	        "  sysadmin assign --email E --org S [--expires YYYY-MM-DD]\n"
 	        "  sysadmin unassign --email E --org S\n"
-	        "  access --org S --sysadmin E --reason R -- sql \"<statement>\"\n"
+	        "  access --org S --sysadmin E --reason R -- sql \"<statement>\" | export [--out F]\n"
 	        "  log verify --org S | --all\n"
 	        "  log export --org S [--out F]\n"
 	        "  log checkpoint --org S\n"
 	        "  notify deliver [--once]\n"
-	        "  migrate [--dry-run]\n");
+	        "  migrate [--dry-run]\n"
+	        "  export --org S [--out F]\n"
+	        "  backup [--out DIR] | backup verify DIR | backup prune --keep-days N (N >= 30)\n"
+	        "  restore --org S --from DIR\n"
+	        "  maintenance on|off\n"
+	        "  announce-update --at TIME --summary TEXT\n"
+	        "  keys rotate --org S | keys rotate-master\n");
 	return EXIT_USAGE;
 }
 
 /* The value of "--name VALUE" among the sub-command's words, or NULL. */
-static const char *
+const char *
 opt(const struct cli *c, const char *name)
 {
 	int i;
@@ -87,7 +84,7 @@ opt(const struct cli *c, const char *name)
 	return NULL;
 }
 
-static int
+int
 flag(const struct cli *c, const char *name)
 {
 	int i;
@@ -99,7 +96,7 @@ flag(const struct cli *c, const char *name)
 }
 
 /* Every word must be a known option (with a value where it takes one). */
-static int
+int
 check_opts(const struct cli *c, const char *const *with_value, const char *const *flags)
 {
 	const char *const *p;
@@ -125,7 +122,7 @@ check_opts(const struct cli *c, const char *const *with_value, const char *const
 }
 
 /* Loads the master key and opens the registry; messages name the cause. */
-static int
+int
 open_registry(struct cli *c, int allow_behind)
 {
 	enum idb_err e;
@@ -193,7 +190,7 @@ org_row(const struct idb_org *o, void *arg)
 	cJSON_AddItemToArray(arr, j);
 }
 
-static int
+int
 print_json(cJSON *j)
 {
 	char *s = cJSON_PrintUnformatted(j);
@@ -231,7 +228,7 @@ cmd_org_list(struct cli *c)
  * operator is not an application user: the actor is the system. Must run in
  * a transaction (the one of the change, or its own for a read).
  */
-static enum idb_err
+enum idb_err
 server_entry(sqlite3 *db, const char *action, const char *target, const char *detail)
 {
 	struct idb_log_entry le;
@@ -248,7 +245,7 @@ server_entry(sqlite3 *db, const char *action, const char *target, const char *de
 }
 
 /* A read by this command, logged in its own transaction; fails closed. */
-static int
+int
 server_read(sqlite3 *db, const char *action, const char *target, const char *detail)
 {
 	enum idb_err e;
@@ -263,17 +260,17 @@ server_read(sqlite3 *db, const char *action, const char *target, const char *det
 }
 
 /* Opens an org's database by slug; *keys is wiped by the caller. */
-static int
-open_org(struct cli *c, const char *slug, struct idb_org *o, sqlite3 **db)
+int
+open_org(struct cli *c, const char *slug, struct idb_org *o, sqlite3 **db, struct idb_org_keys *keys)
 {
 	struct idb_org_keys k;
 	enum idb_err e;
 
 	if ((e = idb_reg_org_find(c->reg, slug, o)) != IDB_OK)
 		return fail(slug, e == IDB_E_NOT_FOUND ? "no such org" : idb_err_str(e));
-	if ((e = idb_reg_org_keys(c->reg, c->master, o->id, &k)) != IDB_OK)
-		return fail(slug, idb_err_str(e));
-	e = idb_org_open(&c->conf, o->id, &k, 0, db);
+	e = idb_org_open_keys(&c->conf, c->reg, c->master, o->id, 0, db, &k);
+	if (keys != NULL && e == IDB_OK)
+		*keys = k;
 	idb_org_keys_wipe(&k);
 	if (e != IDB_OK)
 		return fail(slug, e == IDB_E_SCHEMA_BEHIND ? "schema is behind: run immidb-admin migrate" : idb_err_str(e));
@@ -281,7 +278,7 @@ open_org(struct cli *c, const char *slug, struct idb_org *o, sqlite3 **db)
 }
 
 /* Reads one line of a password from stdin (at most IDB_PW_MAX characters of UTF-8). */
-static int
+int
 read_password(char *buf, size_t size)
 {
 	size_t n;
@@ -321,7 +318,7 @@ cmd_user_add(struct cli *c)
 		idb_pw_generate(pw);
 		generated = 1;
 	}
-	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db) != 0) {
+	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db, NULL) != 0) {
 		rc = EXIT_FAILURE;
 		goto out;
 	}
@@ -383,7 +380,7 @@ cmd_user_list(struct cli *c)
 
 	if (check_opts(c, vals, flags) != 0 || slug == NULL)
 		return usage();
-	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db) != 0)
+	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db, NULL) != 0)
 		return EXIT_FAILURE;
 	if (server_read(db, "record.list", "users", "") != 0)
 		rc = EXIT_FAILURE;
@@ -423,7 +420,7 @@ cmd_org_settings(struct cli *c)
 
 	if (check_opts(c, vals, NULL) != 0 || slug == NULL || (mfa && onoff(mfa) < 0) || (notify && onoff(notify) < 0))
 		return usage();
-	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db) != 0)
+	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db, NULL) != 0)
 		return EXIT_FAILURE;
 	if ((s = calloc(1, sizeof(*s))) == NULL || idb_settings_load(db, s) != IDB_OK) {
 		rc = fail("org settings", "cannot read the settings");
@@ -521,9 +518,9 @@ cmd_demo_data(struct cli *c)
 
 	if (check_opts(c, vals, NULL) != 0 || slug == NULL)
 		return usage();
-	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db) != 0)
+	if (open_registry(c, 0) != 0 || open_org(c, slug, &o, &db, &k) != 0)
 		return EXIT_FAILURE;
-	if (idb_reg_org_keys(c->reg, c->master, o.id, &k) != IDB_OK || idb_user_list(db, first_admin, owner) != IDB_OK ||
+	if (idb_user_list(db, first_admin, owner) != IDB_OK ||
 	    owner[0] == '\0') {
 		idb_db_close(db);
 		idb_org_keys_wipe(&k);
@@ -614,12 +611,7 @@ mig_note(const struct idb_mig *m, void *arg)
 	return p->dry;
 }
 
-struct org_ids {
-	size_t n, cap;
-	struct idb_org *v;
-};
-
-static void
+void
 collect(const struct idb_org *o, void *arg)
 {
 	struct org_ids *ids = arg;
@@ -641,7 +633,6 @@ cmd_migrate(struct cli *c)
 	struct mig_print p;
 	struct org_ids ids = {0, 0, NULL};
 	struct idb_org_keys k;
-	char path[IDB_PATH_MAX];
 	sqlite3 *db;
 	enum idb_err e;
 	int applied, rc = 0;
@@ -660,11 +651,9 @@ cmd_migrate(struct cli *c)
 	for (i = 0; i < ids.n; i++) {
 		db = NULL;
 		p.db = ids.v[i].slug;
-		if ((e = idb_reg_org_keys(c->reg, c->master, ids.v[i].id, &k)) == IDB_OK &&
-		    (e = idb_org_path(&c->conf, ids.v[i].id, path)) == IDB_OK)
-			e = idb_db_open(path, k.db, 0, &db);
+		e = idb_org_open_keys(&c->conf, c->reg, c->master, ids.v[i].id, IDB_DB_ANY_SCHEMA, &db, &k);
 		idb_org_keys_wipe(&k);
-		if (e == IDB_OK)
+		if (e == IDB_OK || e == IDB_E_SCHEMA_BEHIND)
 			e = idb_mig_apply(db, &idb_mig_org, mig_note, &p, &applied, c->err, sizeof(c->err));
 		else
 			snprintf(c->err, sizeof(c->err), "%s", idb_err_str(e));
@@ -722,14 +711,14 @@ cmd_log(struct cli *c, const char *what)
 			return fail("log verify", "cannot list the orgs");
 		for (i = 0; i < ids.n; i++) {
 			db = NULL;
-			if (open_org(c, ids.v[i].slug, &o, &db) != 0 || verify_one(c, &o, db) != 0)
+			if (open_org(c, ids.v[i].slug, &o, &db, NULL) != 0 || verify_one(c, &o, db) != 0)
 				rc = EXIT_FAILURE;
 			idb_db_close(db);
 		}
 		free(ids.v);
 		return rc;
 	}
-	if (open_org(c, slug, &o, &db) != 0)
+	if (open_org(c, slug, &o, &db, NULL) != 0)
 		return EXIT_FAILURE;
 	if (strcmp(what, "verify") == 0)
 		rc = verify_one(c, &o, db);
@@ -923,7 +912,7 @@ cmd_access(struct cli *c)
 	struct idb_org_keys k;
 	struct idb_sysadmin a;
 	struct idb_org o;
-	char path[IDB_PATH_MAX], detail[64];
+	char detail[64];
 	sqlite3 *db = NULL, *ro = NULL;
 	char *msg = NULL;
 	enum idb_err e;
@@ -955,7 +944,7 @@ cmd_access(struct cli *c)
 		return EXIT_FAILURE;
 	if (idb_sysadmin_by_email(c->reg, email, &a, NULL) != IDB_OK || a.disabled)
 		return fail(email, "no such sysadmin");
-	if (open_org(c, slug, &o, &db) != 0)
+	if (open_org(c, slug, &o, &db, NULL) != 0)
 		return EXIT_FAILURE;
 	if (idb_sysadmin_may(c->reg, a.id, o.id, &kind) != IDB_OK) {
 		idb_db_close(db);
@@ -981,12 +970,10 @@ cmd_access(struct cli *c)
 	}
 	idb_db_close(db);
 	/* A second connection, read-only at open and by pragma: it cannot write. */
-	if ((e = idb_reg_org_keys(c->reg, c->master, o.id, &k)) != IDB_OK || (e = idb_org_path(&c->conf, o.id, path)) != IDB_OK ||
-	    (e = idb_db_open(path, k.db, IDB_DB_READONLY, &ro)) != IDB_OK) {
-		idb_org_keys_wipe(&k);
-		return fail(slug, idb_err_str(e));
-	}
+	e = idb_org_open_keys(&c->conf, c->reg, c->master, o.id, IDB_DB_READONLY, &ro, &k);
 	idb_org_keys_wipe(&k);
+	if (e != IDB_OK)
+		return fail(slug, idb_err_str(e));
 	idb_db_exec(ro, "PRAGMA query_only = 1");
 	if (sqlite3_exec(ro, c->argv[sub + 1], print_row, NULL, &msg) != SQLITE_OK) {
 		rc = fail("sql", msg ? msg : "failed");
@@ -1015,16 +1002,12 @@ grant_ended(const struct idb_grant_end *g, void *arg)
 	struct idb_sysadmin a;
 	struct idb_org_keys k;
 	struct idb_buf b;
-	char path[IDB_PATH_MAX];
 	sqlite3 *db = NULL;
 	enum idb_err e;
 
 	if ((e = idb_sysadmin_get(c->reg, g->sysadmin_id, &a)) != IDB_OK)
 		return e;
-	if ((e = idb_reg_org_keys(c->reg, c->master, g->org_id, &k)) != IDB_OK)
-		return e;
-	if ((e = idb_org_path(&c->conf, g->org_id, path)) == IDB_OK)
-		e = idb_db_open(path, k.db, 0, &db);
+	e = idb_org_open_keys(&c->conf, c->reg, c->master, g->org_id, 0, &db, &k);
 	idb_org_keys_wipe(&k);
 	if (e != IDB_OK)
 		return e;
@@ -1073,7 +1056,7 @@ notify_pass(struct cli *c, int *sent_all, int *failed_all)
 	for (i = 0; i < ids.n; i++) {
 		db = NULL;
 		ck = NULL;
-		if (open_org(c, ids.v[i].slug, &o, &db) != 0) {
+		if (open_org(c, ids.v[i].slug, &o, &db, NULL) != 0) {
 			rc = EXIT_FAILURE;
 			continue;
 		}
@@ -1153,6 +1136,15 @@ static const struct command commands[] = {
 	{"log", "export", cmd_log_export},
 	{"log", "checkpoint", cmd_log_checkpoint},
 	{"migrate", NULL, cmd_migrate},
+	{"export", NULL, cmd_export},
+	{"backup", "verify", cmd_backup_verify},
+	{"backup", "prune", cmd_backup_prune},
+	{"backup", NULL, cmd_backup},
+	{"restore", NULL, cmd_restore},
+	{"keys", "rotate", cmd_keys_rotate},
+	{"keys", "rotate-master", cmd_keys_rotate_master},
+	{"maintenance", NULL, cmd_maintenance},
+	{"announce-update", NULL, cmd_announce_update},
 };
 
 int

@@ -105,13 +105,11 @@ open_slot(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const 
 		return e;
 	if ((h->keys = sodium_malloc(sizeof(*h->keys))) == NULL)
 		return IDB_E_NOMEM;
-	if ((e = idb_reg_org_keys(reg, m, org_id, h->keys)) != IDB_OK)
-		goto fail;
 	if (stat(path, &before) != 0) {
 		e = IDB_E_NOT_FOUND;
 		goto fail;
 	}
-	if ((e = idb_org_open(conf, org_id, h->keys, 0, &h->db)) != IDB_OK)
+	if ((e = idb_org_open_keys(conf, reg, m, org_id, 0, &h->db, h->keys)) != IDB_OK)
 		goto fail;
 	/* Replaced while opening: take the file as it is now next time. */
 	if (stat(path, &after) != 0 || after.st_ino != before.st_ino || after.st_dev != before.st_dev)

@@ -17,6 +17,11 @@ static const char sql_org_insert[] = "INSERT INTO orgs (id, slug, name, state, c
 static const char sql_key_insert[] = "INSERT INTO org_keys (org_id, purpose, version, wrapped, created_at) VALUES (?, ?, ?, ?, ?)";
 static const char sql_key_current[] =
     "SELECT version, wrapped FROM org_keys WHERE org_id = ? AND purpose = ? ORDER BY version DESC LIMIT 1";
+static const char sql_key_at[] =
+    "SELECT wrapped FROM org_keys WHERE org_id = ? AND purpose = ? AND version = ?";
+static const char sql_key_versions[] =
+    "SELECT version FROM org_keys WHERE org_id = ? AND purpose = 'db' ORDER BY version DESC";
+static const char sql_field_state[] = "SELECT version FROM key_state WHERE purpose = 'field'";
 static const char sql_sign_insert[] =
     "INSERT INTO deployment_keys (purpose, version, public_key, wrapped, created_at) VALUES ('log-sign', 1, ?, ?, ?)";
 static const char sql_sign_key[] =
@@ -320,6 +325,106 @@ idb_org_open(const struct idb_conf *c, const char *org_id, const struct idb_org_
 		*out = NULL;
 	}
 	return (flags & IDB_DB_CREATE) ? IDB_OK : e;
+}
+
+enum idb_err
+idb_reg_org_key_at(sqlite3 *reg, const struct idb_master *m, const char *org_id, const char *purpose,
+                   unsigned version, unsigned char key[IDB_KEY_LEN])
+{
+	sqlite3_stmt *st = NULL;
+	enum idb_err e = IDB_E_DB;
+	int rc;
+
+	if (sqlite3_prepare_v2(reg, sql_key_at, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_text(st, 1, org_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, version);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		e = idb_key_unwrap(m, org_id, purpose, version, sqlite3_column_blob(st, 0),
+		                   (size_t)sqlite3_column_bytes(st, 0), key, IDB_KEY_LEN);
+	else if (rc == SQLITE_DONE)
+		e = IDB_E_NOT_FOUND;
+	sqlite3_finalize(st);
+	return e;
+}
+
+enum idb_err
+idb_org_open_file(sqlite3 *reg, const struct idb_master *m, const char *org_id, const char *path,
+                  unsigned db_version, int flags, sqlite3 **out)
+{
+	unsigned char key[IDB_KEY_LEN];
+	enum idb_err e;
+
+	*out = NULL;
+	if ((e = idb_reg_org_key_at(reg, m, org_id, "db", db_version, key)) == IDB_OK)
+		e = idb_db_open(path, key, flags & ~IDB_DB_ANY_SCHEMA, out);
+	sodium_memzero(key, sizeof(key));
+	return e;
+}
+
+/* The field-key version the database records (1 before the key_state table existed). */
+static enum idb_err
+field_version(sqlite3 *db, unsigned *version)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*version = 1;
+	if (sqlite3_prepare_v2(db, sql_field_state, -1, &st, NULL) != SQLITE_OK)
+		return IDB_OK; /* no key_state yet: the schema is behind and nothing was rotated */
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*version = (unsigned)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? IDB_OK : IDB_E_DB;
+}
+
+enum idb_err
+idb_org_open_keys(const struct idb_conf *c, sqlite3 *reg, const struct idb_master *m, const char *org_id,
+                  int flags, sqlite3 **out, struct idb_org_keys *k)
+{
+	char path[IDB_PATH_MAX];
+	sqlite3_stmt *st = NULL;
+	enum idb_err e, check;
+	int rc;
+
+	*out = NULL;
+	memset(k, 0, sizeof(*k));
+	if ((e = idb_org_path(c, org_id, path)) != IDB_OK)
+		return e;
+	if (sqlite3_prepare_v2(reg, sql_key_versions, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_text(st, 1, org_id, -1, SQLITE_STATIC);
+	e = IDB_E_NOT_FOUND;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		k->db_version = (unsigned)sqlite3_column_int64(st, 0);
+		if ((e = idb_reg_org_key_at(reg, m, org_id, "db", k->db_version, k->db)) != IDB_OK)
+			break;
+		e = idb_db_open(path, k->db, flags & ~IDB_DB_ANY_SCHEMA, out);
+		if (e != IDB_E_BADKEY)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE && e == IDB_OK)
+		e = IDB_E_DB;
+	if (e != IDB_OK)
+		goto fail;
+	check = idb_mig_check(*out, &idb_mig_org);
+	if (check != IDB_OK && !(check == IDB_E_SCHEMA_BEHIND && (flags & IDB_DB_ANY_SCHEMA))) {
+		e = check;
+		goto fail;
+	}
+	if ((e = field_version(*out, &k->field_version)) != IDB_OK ||
+	    (e = idb_reg_org_key_at(reg, m, org_id, "field", k->field_version, k->field)) != IDB_OK)
+		goto fail;
+	return check;
+fail:
+	idb_db_close(*out);
+	*out = NULL;
+	idb_org_keys_wipe(k);
+	return e;
 }
 
 static enum idb_err

@@ -67,6 +67,24 @@ enum idb_err idb_reg_org_create(const struct idb_conf *, sqlite3 *reg, const str
 /* Opens an org's database with its keys; checks the schema (IDB_E_SCHEMA_BEHIND ...). */
 enum idb_err idb_org_open(const struct idb_conf *, const char *org_id, const struct idb_org_keys *,
                           int flags, sqlite3 **out);
+/*
+ * Opens an org's database the way every caller should: with whichever of
+ * the org's database keys opens the file (newest first: a key rotation cut
+ * short leaves the file under the previous one) and fills k with that
+ * database key and the field key the database itself records as in use.
+ * flags as idb_db_open; the schema is checked as idb_org_open does (the
+ * handle is still returned with IDB_E_SCHEMA_BEHIND when IDB_DB_ANY_SCHEMA
+ * is set, for migrate). k is wiped by the caller.
+ */
+#define IDB_DB_ANY_SCHEMA 0x100
+enum idb_err idb_org_open_keys(const struct idb_conf *, sqlite3 *reg, const struct idb_master *, const char *org_id,
+                               int flags, sqlite3 **out, struct idb_org_keys *k);
+/* Opens a copy of an org database at path (a backup) with the given database key version. */
+enum idb_err idb_org_open_file(sqlite3 *reg, const struct idb_master *, const char *org_id, const char *path,
+                               unsigned db_version, int flags, sqlite3 **out);
+/* One of an org's keys at a given version ("db" or "field"); IDB_E_NOT_FOUND if there is none. */
+enum idb_err idb_reg_org_key_at(sqlite3 *reg, const struct idb_master *, const char *org_id, const char *purpose,
+                                unsigned version, unsigned char key[IDB_KEY_LEN]);
 /* The registry schema version applied (for health). */
 enum idb_err idb_reg_schema(sqlite3 *reg, int *version);
 /* The deployment's Ed25519 key pair, unwrapped (wipe sk after use). */
