@@ -18,6 +18,7 @@
 
 #include "api/api.h"
 #include "api/records_impl.h"
+#include "api/rotate.h"
 #include "audit/accesslog.h"
 #include "audit/changelog.h"
 #include "audit/checkpoint.h"
@@ -29,6 +30,7 @@
 #include "conf/conf.h"
 #include "crypto/key.h"
 #include "crypto/pw.h"
+#include "store/backup.h"
 #include "store/db.h"
 #include "store/mig.h"
 #include "store/registry.h"
@@ -126,7 +128,14 @@ int
 open_registry(struct cli *c, int allow_behind)
 {
 	enum idb_err e;
+	int did;
 
+	/* A master-key rotation cut short is finished or undone first. */
+	if ((e = idb_master_recover(&c->conf, &did)) != IDB_OK)
+		return fail("master key", "a rotation was cut short and cannot be finished: see docs/operations.md");
+	if (did)
+		fprintf(stderr, "immidb-admin: master key: %s a rotation that was cut short\n",
+		        did == 2 ? "finished" : "undid");
 	if ((e = idb_key_master_load(c->conf.master_key_file, &c->master)) != IDB_OK)
 		return fail(c->conf.master_key_file,
 		            e == IDB_E_PERM ? "master key is readable by group or others (chmod 600)"
@@ -600,14 +609,18 @@ cmd_demo_data(struct cli *c)
 struct mig_print {
 	const char *db;
 	int dry;
+	int pending;      /* files listed (dry) or started */
+	const char *last; /* the file last started: the one that failed, if one did */
 };
 
 static int
 mig_note(const struct idb_mig *m, void *arg)
 {
-	const struct mig_print *p = arg;
+	struct mig_print *p = arg;
 
 	printf("%s: %s%s\n", p->db, p->dry ? "pending " : "applying ", m->name);
+	p->pending++;
+	p->last = m->name;
 	return p->dry;
 }
 
@@ -626,16 +639,149 @@ collect(const struct idb_org *o, void *arg)
 	ids->v[ids->n++] = *o;
 }
 
+/* Counts the pending files of one database (a dry pass, nothing printed). */
+static int
+mig_count(const struct idb_mig *m, void *arg)
+{
+	(void)m;
+	(*(int *)arg)++;
+	return 1;
+}
+
+/* One org's database, whatever its schema (migrate opens those that are behind). */
+static enum idb_err
+open_any_schema(struct cli *c, const struct idb_org *o, sqlite3 **db)
+{
+	struct idb_org_keys k;
+	enum idb_err e = idb_org_open_keys(&c->conf, c->reg, c->master, o->id, IDB_DB_ANY_SCHEMA, db, &k);
+
+	idb_org_keys_wipe(&k);
+	return e == IDB_E_SCHEMA_BEHIND ? IDB_OK : e;
+}
+
+/*
+ * The files pending in the registry and every org, or -1 if a database
+ * cannot be migrated (a changed checksum, newer than this binary, does not
+ * open): each such database is named on stderr, and nothing is done.
+ */
+static int
+mig_pending(struct cli *c, const struct org_ids *ids)
+{
+	sqlite3 *db;
+	enum idb_err e;
+	size_t i;
+	int n = 0, applied, bad = 0;
+
+	if (idb_mig_apply(c->reg, &idb_mig_registry, mig_count, &n, &applied, c->err, sizeof(c->err)) != IDB_OK) {
+		fprintf(stderr, "immidb-admin: migrate registry: %s\n", c->err);
+		bad++;
+	}
+	for (i = 0; i < ids->n; i++) {
+		db = NULL;
+		if ((e = open_any_schema(c, &ids->v[i], &db)) != IDB_OK)
+			snprintf(c->err, sizeof(c->err), "%s", idb_err_str(e));
+		else
+			e = idb_mig_apply(db, &idb_mig_org, mig_count, &n, &applied, c->err, sizeof(c->err));
+		if (e != IDB_OK) {
+			fprintf(stderr, "immidb-admin: migrate %s: %s\n", ids->v[i].slug, c->err);
+			bad++;
+		}
+		idb_db_close(db);
+	}
+	return bad ? -1 : n;
+}
+
+/*
+ * The schema.migrate entry of an org (via=system), once its access log
+ * exists: outcome ok, or failed naming the file that failed (the versions
+ * are those the database went through). 0, or EXIT_FAILURE after a message.
+ */
+static int
+mig_entry(sqlite3 *db, const char *slug, int from, int to, const char *failed)
+{
+	struct idb_log_entry le;
+	char detail[256];
+	int version = 0, n;
+
+	if (idb_mig_current(db, &idb_mig_org, &version) != IDB_OK || version < 4)
+		return 0;
+	if (failed != NULL)
+		n = snprintf(detail, sizeof(detail), "schema version %d to %d; %s failed", from, to, failed);
+	else
+		n = snprintf(detail, sizeof(detail), "schema version %d to %d", from, to);
+	if (n < 0 || (size_t)n >= sizeof(detail))
+		n = snprintf(detail, sizeof(detail), "schema version %d to %d%s", from, to, failed ? "; a file failed" : "");
+	if (n < 0)
+		detail[0] = '\0';
+	memset(&le, 0, sizeof(le));
+	le.actor_kind = "system";
+	le.actor_id = "immidb-admin";
+	le.via = "system";
+	le.action = "schema.migrate";
+	le.target = "database";
+	le.outcome = failed ? "failed" : "ok";
+	le.detail = detail;
+	if (idb_db_begin(db) != IDB_OK || idb_log_append(db, &le) != IDB_OK || idb_db_commit(db) != IDB_OK) {
+		idb_db_rollback(db);
+		fprintf(stderr, "immidb-admin: migrate %s: the schema.migrate entry could not be written\n", slug);
+		return EXIT_FAILURE;
+	}
+	return 0;
+}
+
+/* Applies the pending files of one org; 0 or EXIT_FAILURE after a message. */
+static int
+mig_org(struct cli *c, const struct idb_org *o, struct mig_print *p, int *total)
+{
+	sqlite3 *db = NULL;
+	enum idb_err e;
+	int from = -1, applied = 0, rc = 0, started;
+
+	p->db = o->slug;
+	p->last = NULL;
+	started = p->pending;
+	if ((e = open_any_schema(c, o, &db)) == IDB_OK && (e = idb_mig_current(db, &idb_mig_org, &from)) == IDB_OK)
+		e = idb_mig_apply(db, &idb_mig_org, mig_note, p, &applied, c->err, sizeof(c->err));
+	else {
+		snprintf(c->err, sizeof(c->err), "%s", idb_err_str(e));
+		from = -1;
+	}
+	if (e != IDB_OK && from >= 0) {
+		fprintf(stderr, "immidb-admin: migrate %s: %s (the database stays at schema version %d)\n", o->slug,
+		        c->err, from + applied);
+		rc = EXIT_FAILURE;
+	} else if (e != IDB_OK) {
+		fprintf(stderr, "immidb-admin: migrate %s: %s\n", o->slug, c->err);
+		rc = EXIT_FAILURE;
+	}
+	/* Something was applied, or a file was started and failed: the org's log says so. */
+	if (!p->dry && from >= 0 && (applied > 0 || (e != IDB_OK && p->pending > started && p->last != NULL)) &&
+	    mig_entry(db, o->slug, from, from + applied, e != IDB_OK ? p->last : NULL) != 0)
+		rc = EXIT_FAILURE;
+	*total += applied;
+	idb_db_close(db);
+	return rc;
+}
+
+/*
+ * migrate: the registry, then each org. Unless a dry run, every database is
+ * checked first (a changed checksum or a database newer than this binary
+ * refuses the whole run, naming each such database), then a backup of
+ * everything is taken (<data>/backups/<date>-pre-migrate-<time>/) and
+ * nothing is applied without it; each file is applied in its own
+ * transaction and an org stops at its first failure (the other orgs are
+ * still migrated). Each org that changed gets a schema.migrate entry. Once
+ * every database is at the new schema, the orgs with notify_updates
+ * "after" are told (update_done).
+ */
 static int
 cmd_migrate(struct cli *c)
 {
 	static const char *const flags[] = {"--dry-run", NULL};
-	struct mig_print p;
+	struct mig_print p = {NULL, 0, 0, NULL};
 	struct org_ids ids = {0, 0, NULL};
-	struct idb_org_keys k;
-	sqlite3 *db;
-	enum idb_err e;
-	int applied, rc = 0;
+	char dir[IDB_PATH_MAX], now[IDB_TIME_LEN], what[128];
+	int applied = 0, total = 0, pending, rc = 0;
 	size_t i;
 
 	if (check_opts(c, NULL, flags) != 0)
@@ -643,27 +789,47 @@ cmd_migrate(struct cli *c)
 	if (open_registry(c, 1) != 0)
 		return EXIT_FAILURE;
 	p.dry = flag(c, "--dry-run");
-	p.db = "registry";
-	if (idb_mig_apply(c->reg, &idb_mig_registry, mig_note, &p, &applied, c->err, sizeof(c->err)) != IDB_OK)
-		return fail("migrate registry", c->err);
 	if (idb_reg_org_list(c->reg, collect, &ids) != IDB_OK)
 		return fail("migrate", "cannot list the orgs");
-	for (i = 0; i < ids.n; i++) {
-		db = NULL;
-		p.db = ids.v[i].slug;
-		e = idb_org_open_keys(&c->conf, c->reg, c->master, ids.v[i].id, IDB_DB_ANY_SCHEMA, &db, &k);
-		idb_org_keys_wipe(&k);
-		if (e == IDB_OK || e == IDB_E_SCHEMA_BEHIND)
-			e = idb_mig_apply(db, &idb_mig_org, mig_note, &p, &applied, c->err, sizeof(c->err));
-		else
-			snprintf(c->err, sizeof(c->err), "%s", idb_err_str(e));
-		idb_db_close(db);
-		if (e != IDB_OK) {
-			fprintf(stderr, "immidb-admin: migrate %s: %s\n", ids.v[i].slug, c->err);
-			rc = EXIT_FAILURE;
+	if (!p.dry) {
+		/* A database that cannot be migrated stops everything before the backup. */
+		if ((pending = mig_pending(c, &ids)) < 0) {
+			free(ids.v);
+			return fail("migrate", "refused (see above): nothing was backed up or applied");
 		}
+		if (pending == 0) {
+			free(ids.v);
+			printf("nothing to migrate\n");
+			return 0;
+		}
+		idb_time_now(now);
+		if (snprintf(dir, sizeof(dir), "%s/backups/%.10s-pre-migrate-%.2s%.2s%.2s", c->conf.data_dir, now,
+		             now + 11, now + 14, now + 17) >= (int)sizeof(dir) ||
+		    idb_backup_all(&c->conf, c->reg, c->master, dir, c->err, sizeof(c->err)) != IDB_OK) {
+			free(ids.v);
+			return fail("migrate: the backup taken first failed, nothing was applied", c->err);
+		}
+		printf("backup: %s\n", dir);
 	}
+	p.db = "registry";
+	if (idb_mig_apply(c->reg, &idb_mig_registry, mig_note, &p, &applied, c->err, sizeof(c->err)) != IDB_OK) {
+		free(ids.v);
+		return fail("migrate registry", c->err);
+	}
+	total += applied;
+	for (i = 0; i < ids.n; i++)
+		if (mig_org(c, &ids.v[i], &p, &total) != 0)
+			rc = EXIT_FAILURE;
 	free(ids.v);
+	if (p.dry && p.pending == 0 && rc == 0)
+		printf("nothing to migrate\n");
+	/* The update is done only when every database is at the new schema. */
+	if (!p.dry && total > 0 && rc == 0) {
+		if (snprintf(what, sizeof(what), "ImmiDB %s, database schema version %d", IMMIDB_VERSION,
+		             idb_mig_latest(&idb_mig_org)) >= (int)sizeof(what) ||
+		    notify_update_done(c, what) != 0)
+			rc = EXIT_FAILURE;
+	}
 	return rc;
 }
 
@@ -898,6 +1064,31 @@ print_row(void *arg, int n, char **vals, char **names)
 	return 0;
 }
 
+/* access ... -- export: the org's export on behalf of the sysadmin, its own org.export entry naming them. */
+static int
+access_export(struct cli *c, const struct idb_org *o, const struct idb_sysadmin *a, const char *reason,
+              const char *out)
+{
+	struct idb_log_entry who;
+	struct idb_org_keys k;
+	struct idb_org again;
+	sqlite3 *db = NULL;
+	int rc;
+
+	if (open_org(c, o->slug, &again, &db, &k) != 0)
+		return EXIT_FAILURE;
+	memset(&who, 0, sizeof(who));
+	who.actor_kind = "sysadmin";
+	who.actor_id = a->id;
+	who.actor_email = a->email;
+	who.via = "server";
+	who.reason = reason;
+	rc = export_run(c, &again, db, &k, out, &who);
+	idb_org_keys_wipe(&k);
+	idb_db_close(db);
+	return rc;
+}
+
 /*
  * Server-side access to one org by a named sysadmin with a reason: the
  * entry (server.access, via=server) is written first; without a valid
@@ -916,7 +1107,7 @@ cmd_access(struct cli *c)
 	sqlite3 *db = NULL, *ro = NULL;
 	char *msg = NULL;
 	enum idb_err e;
-	int i, sub = -1, rc = 0;
+	int i, sub = -1, rc = 0, is_export;
 
 	for (i = 0; i < c->argc; i++) {
 		if (strcmp(c->argv[i], "--") == 0) {
@@ -938,8 +1129,11 @@ cmd_access(struct cli *c)
 		return usage();
 	if (!idb_reason_valid(reason))
 		return fail("--reason", "must be 5 to 500 characters of text");
-	if (strcmp(c->argv[sub], "sql") != 0 || sub + 2 != c->argc)
-		return fail("access", strcmp(c->argv[sub], "export") == 0 ? "export is not built yet" : "sub-command must be: sql \"<statement>\"");
+	is_export = strcmp(c->argv[sub], "export") == 0;
+	if (is_export && sub + 1 != c->argc && !(sub + 3 == c->argc && strcmp(c->argv[sub + 1], "--out") == 0))
+		return usage();
+	if (!is_export && (strcmp(c->argv[sub], "sql") != 0 || sub + 2 != c->argc))
+		return fail("access", "sub-command must be: sql \"<statement>\" | export [--out F]");
 	if (open_registry(c, 0) != 0)
 		return EXIT_FAILURE;
 	if (idb_sysadmin_by_email(c->reg, email, &a, NULL) != IDB_OK || a.disabled)
@@ -959,7 +1153,7 @@ cmd_access(struct cli *c)
 	le.target = "database";
 	le.reason = reason;
 	le.outcome = "ok";
-	snprintf(detail, sizeof(detail), "sql (%s)", kind);
+	snprintf(detail, sizeof(detail), "%s (%s)", is_export ? "export" : "sql", kind);
 	le.detail = detail;
 	if ((e = idb_db_begin(db)) == IDB_OK && (e = idb_log_append(db, &le)) == IDB_OK)
 		e = server_access_notice(db, &a, reason, le.at);
@@ -969,6 +1163,8 @@ cmd_access(struct cli *c)
 		return fail("access log", "cannot write the entry; nothing was run");
 	}
 	idb_db_close(db);
+	if (is_export)
+		return access_export(c, &o, &a, reason, sub + 3 == c->argc ? c->argv[sub + 2] : NULL);
 	/* A second connection, read-only at open and by pragma: it cannot write. */
 	e = idb_org_open_keys(&c->conf, c->reg, c->master, o.id, IDB_DB_READONLY, &ro, &k);
 	idb_org_keys_wipe(&k);
@@ -1043,7 +1239,7 @@ notify_pass(struct cli *c, int *sent_all, int *failed_all)
 	sqlite3 *db;
 	cJSON *ck;
 	size_t i;
-	int sent, failed, rc = 0;
+	int sent, failed, made, rc = 0;
 
 	smtp.url = c->conf.smtp_url;
 	smtp.from = c->conf.smtp_from;
@@ -1059,6 +1255,10 @@ notify_pass(struct cli *c, int *sent_all, int *failed_all)
 		if (open_org(c, ids.v[i].slug, &o, &db, NULL) != 0) {
 			rc = EXIT_FAILURE;
 			continue;
+		}
+		if (idb_ckpt_daily(c->reg, c->master, c->conf.log_origin, o.slug, db, (long long)time(NULL), &made) != IDB_OK) {
+			fprintf(stderr, "immidb-admin: notify %s: cannot sign or store the daily checkpoint\n", o.slug);
+			rc = EXIT_FAILURE;
 		}
 		if (!idb_outbox_due(db, time(NULL))) {
 			idb_db_close(db);

@@ -59,6 +59,22 @@ void collect(const struct idb_org *, void *arg);
 
 /* Commands of the other files. */
 int cmd_export(struct cli *);          /* cli/export.c */
+/*
+ * The org export (immidb-export-v1) of an open org database with its keys,
+ * written to out_path (mode 0600, a temporary file renamed into place) or,
+ * for NULL, to stdout. One transaction: the document is read, the
+ * access-log entry `who` is appended (NULL: org.export by system
+ * immidb-admin via=server; NULL fields of who default to action
+ * org.export, target export, via server, outcome ok, detail the counts)
+ * and an "export" notification queued; only after the commit does the file
+ * get its name (or stdout its bytes). If the entry or the notification
+ * cannot be written, nothing is exported. Call it outside a transaction
+ * of db (its commit is the point of no return). Returns 0, or
+ * EXIT_FAILURE after a message.
+ */
+struct idb_log_entry;
+int export_run(struct cli *, const struct idb_org *o, sqlite3 *db, const struct idb_org_keys *k, const char *out_path,
+               const struct idb_log_entry *who);
 int cmd_backup(struct cli *);          /* cli/backup.c */
 int cmd_backup_verify(struct cli *);
 int cmd_backup_prune(struct cli *);
@@ -67,5 +83,7 @@ int cmd_keys_rotate(struct cli *);     /* cli/keys.c */
 int cmd_keys_rotate_master(struct cli *);
 int cmd_maintenance(struct cli *);     /* cli/ops.c */
 int cmd_announce_update(struct cli *);
+/* Queues update_done to the orgs with notify_updates "after"; what: the applied migrations. */
+int notify_update_done(struct cli *, const char *what);
 
 #endif

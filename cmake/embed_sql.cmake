@@ -1,17 +1,32 @@
 # Embeds the migration files of one folder into a C source file.
-# Inputs: SQL_DIR, SET_NAME, OUT. Each file becomes a byte array, so no
-# escaping of the SQL text is needed; the order is the sorted file name order.
+# Inputs: SQL_DIR, SET_NAME, OUT, and EXTRA_DIR (optional: a second folder
+# whose files follow, for the test-only build with extra migrations). Each
+# file becomes a byte array, so no escaping of the SQL text is needed; the
+# order is the sorted file name order.
 file(GLOB files RELATIVE "${SQL_DIR}" "${SQL_DIR}/*.sql")
 list(SORT files)
+set(dirs "")
+foreach(f IN LISTS files)
+  list(APPEND dirs "${SQL_DIR}")
+endforeach()
+if(DEFINED EXTRA_DIR)
+  file(GLOB extra RELATIVE "${EXTRA_DIR}" "${EXTRA_DIR}/*.sql")
+  list(SORT extra)
+  foreach(f IN LISTS extra)
+    list(APPEND files "${f}")
+    list(APPEND dirs "${EXTRA_DIR}")
+  endforeach()
+endif()
 set(body "/* Generated from ${SQL_DIR} at build time. Do not edit. */\n#include \"store/mig.h\"\n\n")
 set(rows "")
 set(i 0)
 foreach(f IN LISTS files)
+  list(GET dirs ${i} dir)
   if(NOT f MATCHES "^([0-9][0-9][0-9][0-9])_[a-z0-9_]+\\.sql$")
-    message(FATAL_ERROR "migration file name must be NNNN_name.sql: ${SQL_DIR}/${f}")
+    message(FATAL_ERROR "migration file name must be NNNN_name.sql: ${dir}/${f}")
   endif()
   string(REGEX REPLACE "^0*([0-9]+)_.*" "\\1" ver "${f}")
-  file(READ "${SQL_DIR}/${f}" hex HEX)
+  file(READ "${dir}/${f}" hex HEX)
   string(LENGTH "${hex}" hexlen)
   math(EXPR nbytes "${hexlen} / 2")
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")

@@ -64,6 +64,12 @@ main(int argc, char *argv[])
 		fprintf(stderr, "immidb-fcgi: %s\n", err);
 		return 1;
 	}
+	/* A master-key rotation cut short: the operator's tool settles it (it may need root). */
+	if (snprintf(err, sizeof(err), "%s.new", conf.master_key_file) < (int)sizeof(err) && access(err, F_OK) == 0) {
+		fprintf(stderr, "immidb-fcgi: %s exists: a master-key rotation was cut short; run any immidb-admin "
+		                "command (e.g. immidb-admin org list) to finish or undo it\n", err);
+		return 1;
+	}
 	if ((e = idb_key_master_load(conf.master_key_file, &m)) != IDB_OK) {
 		fprintf(stderr, "immidb-fcgi: %s: %s\n", conf.master_key_file,
 		        e == IDB_E_PERM ? "master key is readable by group or others (chmod 600)"

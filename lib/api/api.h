@@ -20,6 +20,8 @@
 #include "store/registry.h"
 #include "valid/valid.h"
 
+#define IDB_APP_ORGS 16 /* orgs a worker remembers between registry changes */
+
 struct idb_app {
 	const struct idb_conf *conf;     /* borrowed; outlives the app */
 	const struct idb_master *master; /* borrowed */
@@ -28,7 +30,17 @@ struct idb_app {
 	int reg_schema;                  /* registry schema version at open */
 	char dummy_hash[128];            /* Argon2id of a random password: unknown emails cost the same */
 	int cookie_secure;               /* 0 only for plain HTTP on loopback (make run, tests) */
+	long long reg_seen;              /* the registry's data_version when the flags and orgs were read */
+	int maintenance;                 /* the maintenance flag as last read */
+	struct idb_org orgs[IDB_APP_ORGS]; /* orgs looked up since then, by slug */
+	size_t norgs, next_org;
 };
+
+/* 1 while the deployment is in maintenance, 0 if not, -1 if the flag cannot be read (the registry flag,
+ * read again when the registry changed). */
+int idb_app_maintenance(struct idb_app *);
+/* An org by slug, from the worker's memory while the registry has not changed. */
+enum idb_err idb_app_org(struct idb_app *, const char *slug, struct idb_org *out);
 
 struct idb_ctx {
 	struct idb_app *app;
@@ -106,6 +118,8 @@ enum idb_err idb_api_break_glass(struct idb_ctx *);
 enum idb_err idb_api_org_sysadmins(struct idb_ctx *);
 enum idb_err idb_api_notifications(struct idb_ctx *);
 enum idb_err idb_api_org_sysadmin_revoke(struct idb_ctx *);
+/* POST .../export: the whole org as immidb-export-v1 (lib/api/export.c). */
+enum idb_err idb_api_org_export(struct idb_ctx *);
 /* The guard of sysadmin routes: sysadmin address, session, CSRF. */
 enum idb_err idb_guard_sysadmin(struct idb_ctx *);
 enum idb_err idb_api_log_list(struct idb_ctx *);

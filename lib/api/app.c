@@ -36,6 +36,7 @@ idb_app_init(struct idb_app *a, const struct idb_conf *c, const struct idb_maste
 	a->master = m;
 	/* Cookies lose Secure only when the deployment itself is plain HTTP on loopback. */
 	a->cookie_secure = !loopback_http(c->public_url);
+	a->reg_seen = -1; /* never a data_version: the first request reads the flags */
 	if ((e = idb_reg_open(c, m, 0, &a->reg)) != IDB_OK)
 		goto fail;
 	if ((e = idb_reg_schema(a->reg, &a->reg_schema)) != IDB_OK)
@@ -75,13 +76,35 @@ role_bit(const char *role)
 	return 0;
 }
 
+/*
+ * Under the write lock: the field key this handle holds is still the one
+ * the data is under. A key rotation that committed after the handle was
+ * checked (idb_cache_get) would otherwise let this request store a value
+ * under the old key; it answers 503 instead and the next request reopens.
+ */
+static enum idb_err
+field_key_current(struct idb_ctx *x)
+{
+	static const char sql[] = "SELECT version FROM key_state WHERE purpose = 'field'";
+	sqlite3_stmt *st = NULL;
+	enum idb_err e;
+
+	if ((e = idb_db_cached(x->oh->db, sql, &st)) != IDB_OK)
+		return IDB_E_UNAVAILABLE;
+	e = sqlite3_step(st) == SQLITE_ROW && (unsigned)sqlite3_column_int64(st, 0) == x->oh->keys->field_version
+	        ? IDB_OK
+	        : IDB_E_UNAVAILABLE;
+	idb_db_done(st);
+	return e;
+}
+
 /* The org and its open database, at the right schema. */
 static enum idb_err
 guard_db(struct idb_ctx *x)
 {
 	enum idb_err e;
 
-	if ((e = idb_reg_org_find(x->app->reg, x->req->params[0], &x->org)) != IDB_OK)
+	if ((e = idb_app_org(x->app, x->req->params[0], &x->org)) != IDB_OK)
 		return e;
 	if (strcmp(x->org.state, "active") != 0)
 		return IDB_E_NOT_FOUND;
@@ -276,6 +299,10 @@ org_request(struct idb_ctx *x)
 	if (tx && !read) {
 		if ((e = idb_db_begin(db)) != IDB_OK)
 			return e == IDB_E_DB ? IDB_E_UNAVAILABLE : e;
+		if ((e = field_key_current(x)) != IDB_OK) {
+			idb_db_rollback(db);
+			return e;
+		}
 		idb_db_floor(db, 1);
 	}
 	if ((e = idb_guard_org(x)) == IDB_OK)
@@ -367,6 +394,65 @@ allow_header(struct idb_req *req, struct idb_resp *resp)
 	idb_buf_free(&b);
 }
 
+/*
+ * What a worker remembers of the registry (the maintenance flag, the orgs
+ * it looked up) is kept while the registry is unchanged: PRAGMA
+ * data_version changes when another connection commits to it (immidb-admin
+ * creating an org, changing settings of the deployment, rotating keys), so
+ * a request pays one cheap pragma instead of reading the tables, and
+ * `immidb-admin maintenance on` takes effect with the next request.
+ */
+static int
+registry_fresh(struct idb_app *a)
+{
+	static const char sql_dv[] = "PRAGMA data_version";
+	sqlite3_stmt *st = NULL;
+	long long dv = -1;
+	char v[8];
+
+	if (idb_db_cached(a->reg, sql_dv, &st) == IDB_OK && sqlite3_step(st) == SQLITE_ROW)
+		dv = sqlite3_column_int64(st, 0);
+	idb_db_done(st);
+	if (dv >= 0 && dv == a->reg_seen)
+		return 0;
+	a->norgs = a->next_org = 0;
+	if (idb_reg_flag_get(a->reg, "maintenance", v, sizeof(v)) != IDB_OK) {
+		a->maintenance = 1; /* cannot tell: the registry is in trouble, answer 503 */
+		a->reg_seen = -1;
+		return -1;
+	}
+	a->maintenance = strcmp(v, "on") == 0;
+	a->reg_seen = dv;
+	return 1;
+}
+
+int
+idb_app_maintenance(struct idb_app *a)
+{
+	return registry_fresh(a) < 0 ? -1 : a->maintenance;
+}
+
+enum idb_err
+idb_app_org(struct idb_app *a, const char *slug, struct idb_org *out)
+{
+	enum idb_err e;
+	size_t i;
+
+	if (registry_fresh(a) == 0)
+		for (i = 0; i < a->norgs; i++)
+			if (strcmp(a->orgs[i].slug, slug) == 0) {
+				*out = a->orgs[i];
+				return IDB_OK;
+			}
+	if ((e = idb_reg_org_find(a->reg, slug, out)) != IDB_OK || a->reg_seen < 0)
+		return e;
+	a->orgs[a->next_org] = *out;
+	a->next_org = (a->next_org + 1) % IDB_APP_ORGS;
+	if (a->norgs < IDB_APP_ORGS)
+		a->norgs++;
+	return IDB_OK;
+}
+
 void
 idb_app_handle(struct idb_app *a, struct idb_req *req, struct idb_resp *resp)
 {
@@ -382,6 +468,11 @@ idb_app_handle(struct idb_app *a, struct idb_req *req, struct idb_resp *resp)
 	if ((x.route = idb_route_find(idb_routes, idb_routes_n, req, &e)) == NULL) {
 		if (e == IDB_E_METHOD_NOT_ALLOWED)
 			allow_header(req, resp);
+		goto out;
+	}
+	/* Maintenance: every call but health answers 503 (with Retry-After). */
+	if (x.route->fn != idb_api_health && idb_app_maintenance(a) != 0) {
+		e = IDB_E_UNAVAILABLE;
 		goto out;
 	}
 	if (x.route->flags & IDB_RF_ORG) {

@@ -12,11 +12,16 @@ enum idb_err
 idb_api_health(struct idb_ctx *x)
 {
 	struct idb_buf *b = &x->resp->body;
+	int maint = idb_app_maintenance(x->app);
 	enum idb_err e;
 
+	/* The flag cannot be read: the registry is in trouble, not in planned maintenance. */
+	if (maint < 0)
+		return IDB_E_UNAVAILABLE;
 	/* Built by hand: this is the hottest path and has no user data. */
 	idb_buf_reset(b);
-	if ((e = idb_buf_addstr(b, "{\"status\":\"ok\",\"version\":\"" IMMIDB_VERSION "\",\"schema\":")) != IDB_OK ||
+	if ((e = idb_buf_addstr(b, maint ? "{\"status\":\"maintenance\"" : "{\"status\":\"ok\"")) != IDB_OK ||
+	    (e = idb_buf_addstr(b, ",\"version\":\"" IMMIDB_VERSION "\",\"schema\":")) != IDB_OK ||
 	    (e = idb_buf_addu(b, (unsigned long long)x->app->reg_schema)) != IDB_OK ||
 	    (e = idb_buf_addstr(b, "}")) != IDB_OK)
 		return e;

@@ -355,8 +355,8 @@ bind_secret(const struct idb_rec_env *env, const struct idb_resource *r, const c
  * key derived from the org's field key, so the table holds no digits in
  * clear and another org's index says nothing about this one's.
  */
-static void
-last4_key(const struct idb_org_keys *k, const char digits[4], unsigned char out[16])
+void
+idb_rec_last4(const struct idb_org_keys *k, const char digits[4], unsigned char out[16])
 {
 	unsigned char sub[crypto_generichash_KEYBYTES];
 
@@ -373,7 +373,7 @@ bind_last4(const struct idb_rec_env *env, sqlite3_stmt *st, int i, const char *a
 
 	if (a_number == NULL || (n = strlen(a_number)) < 4)
 		return sqlite3_bind_null(st, i) == SQLITE_OK ? IDB_OK : IDB_E_DB;
-	last4_key(env->keys, a_number + n - 4, h);
+	idb_rec_last4(env->keys, a_number + n - 4, h);
 	return sqlite3_bind_blob(st, i, h, sizeof(h), SQLITE_TRANSIENT) == SQLITE_OK ? IDB_OK : IDB_E_DB;
 }
 

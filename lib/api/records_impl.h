@@ -43,4 +43,7 @@ cJSON *idb_rec_row_json(const struct idb_resource *, sqlite3_stmt *);
 enum idb_err idb_rec_reveal(const struct idb_rec_env *, const struct idb_resource *, const char *id,
                             const char *column, const char **value);
 
+/* The search key of an A-number's last four digits under the org's field key (16 bytes). */
+void idb_rec_last4(const struct idb_org_keys *, const char digits[4], unsigned char out[16]);
+
 #endif

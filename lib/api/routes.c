@@ -69,6 +69,9 @@ const struct idb_route idb_routes[] = {
 	{"GET", "/api/v1/orgs/{org}/access-log/verify", idb_api_log_verify, ADMIN, ORG, NULL, "record.read"},
 	{"GET", "/api/v1/orgs/{org}/access-log/checkpoint", idb_api_log_checkpoint, ADMIN, ORG, NULL, "record.read"},
 
+	/* The organization export (admin; re-authenticated by the handler) */
+	{"POST", "/api/v1/orgs/{org}/export", idb_api_org_export, ADMIN, ORG, NULL, "org.export"},
+
 	/* Organization settings (admin) */
 	{"GET", "/api/v1/orgs/{org}/settings", idb_api_settings_get, ADMIN, ORG, NULL, "record.read"},
 	{"PATCH", "/api/v1/orgs/{org}/settings", idb_api_settings_patch, ADMIN, ORG, NULL, "settings.update"},

@@ -8,6 +8,7 @@
 #include "audit/accesslog.h"
 #include "core/buf.h"
 #include "core/util.h"
+#include "store/db.h"
 #include "store/registry.h"
 
 #define B64(n) sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL)
@@ -101,4 +102,51 @@ idb_ckpt_current(sqlite3 *reg, const struct idb_master *m, const char *log_origi
 	if ((e = idb_log_head(org, &size, head)) != IDB_OK)
 		return e;
 	return idb_ckpt_sign(reg, m, log_origin, slug, size, head, out);
+}
+
+enum idb_err
+idb_ckpt_daily(sqlite3 *reg, const struct idb_master *m, const char *log_origin, const char *slug, sqlite3 *org,
+               long long now, int *made)
+{
+	static const char sql_recent[] = "SELECT count(*) FROM checkpoints WHERE signed_at > ?";
+	static const char sql_insert[] = "INSERT INTO checkpoints (size, head, note, signed_at) VALUES (?, ?, ?, ?)";
+	unsigned char head[32];
+	sqlite3_stmt *st = NULL;
+	long long size, recent = -1;
+	cJSON *ck = NULL;
+	enum idb_err e;
+
+	*made = 0;
+	if (sqlite3_prepare_v2(org, sql_recent, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_int64(st, 1, now - IDB_CKPT_EVERY);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		recent = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (recent != 0)
+		return recent < 0 ? IDB_E_DB : IDB_OK;
+	/* Under the write lock, so the head signed is the head stored. */
+	if ((e = idb_db_begin(org)) != IDB_OK)
+		return e;
+	if ((e = idb_log_head(org, &size, head)) != IDB_OK || size == 0 ||
+	    (e = idb_ckpt_sign(reg, m, log_origin, slug, size, head, &ck)) != IDB_OK)
+		goto out;
+	if (sqlite3_prepare_v2(org, sql_insert, -1, &st, NULL) != SQLITE_OK) {
+		e = IDB_E_DB;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, size);
+	sqlite3_bind_blob(st, 2, head, sizeof(head), SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, cJSON_GetStringValue(cJSON_GetObjectItem(ck, "note")), -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, now);
+	e = sqlite3_step(st) == SQLITE_DONE ? IDB_OK : IDB_E_DB;
+	if (e == IDB_OK && (e = idb_db_commit(org)) == IDB_OK)
+		*made = 1;
+out:
+	sqlite3_finalize(st);
+	cJSON_Delete(ck);
+	if (e != IDB_OK || !*made)
+		idb_db_rollback(org);
+	return e;
 }

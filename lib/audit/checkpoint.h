@@ -30,4 +30,14 @@ enum idb_err idb_ckpt_sign(sqlite3 *reg, const struct idb_master *m, const char 
 enum idb_err idb_ckpt_current(sqlite3 *reg, const struct idb_master *m, const char *log_origin, const char *slug,
                               sqlite3 *org, cJSON **out);
 
+#define IDB_CKPT_EVERY 86400 /* seconds: a checkpoint is signed and stored at least this often */
+
+/*
+ * Signs and stores a checkpoint of the org's current head in its table
+ * checkpoints unless one was stored in the last IDB_CKPT_EVERY seconds (or
+ * the log is empty); *made says whether it did. Run by the deliverer.
+ */
+enum idb_err idb_ckpt_daily(sqlite3 *reg, const struct idb_master *m, const char *log_origin, const char *slug,
+                            sqlite3 *org, long long now, int *made);
+
 #endif

@@ -442,3 +442,51 @@ idb_sysadmin_ended(sqlite3 *reg, enum idb_err (*fn)(const struct idb_grant_end *
 	}
 	return e;
 }
+
+/* Every sysadmin's TOTP secret from the key of one master key to another's (one caller transaction). */
+enum idb_err
+idb_sysadmin_rewrap(sqlite3 *reg, const struct idb_master *from, const struct idb_master *to)
+{
+	static const char sql_all[] = "SELECT id, totp_secret FROM sysadmins";
+	static const char sql_set[] = "UPDATE sysadmins SET totp_secret = ? WHERE id = ?";
+	unsigned char kf[IDB_KEY_LEN], kt[IDB_KEY_LEN], secret[IDB_TOTP_SECRET_LEN];
+	unsigned char blob[IDB_TOTP_SECRET_LEN + IDB_FIELD_OVERHEAD];
+	char id[IDB_ID_LEN + 1];
+	struct idb_field_ad ad;
+	sqlite3_stmt *st = NULL, *up = NULL;
+	enum idb_err e = IDB_OK;
+	size_t n;
+	int rc = SQLITE_DONE;
+
+	totp_key(from, kf);
+	totp_key(to, kt);
+	if (sqlite3_prepare_v2(reg, sql_all, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(reg, sql_set, -1, &up, NULL) != SQLITE_OK)
+		e = IDB_E_DB;
+	while (e == IDB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		idb_db_text(id, sizeof(id), st, 0);
+		totp_ad(id, &ad);
+		n = 0;
+		/* The length first: decrypt writes bloblen - IDB_FIELD_OVERHEAD bytes into secret. */
+		if (sqlite3_column_bytes(st, 1) != (int)sizeof(blob))
+			e = IDB_E_CRYPTO;
+		else if ((e = idb_field_decrypt(kf, 1, &ad, sqlite3_column_blob(st, 1), sizeof(blob), secret, &n)) !=
+		             IDB_OK ||
+		         n != sizeof(secret))
+			e = e != IDB_OK ? e : IDB_E_CRYPTO;
+		else if ((e = idb_field_encrypt(kt, 1, &ad, secret, n, blob)) == IDB_OK) {
+			sqlite3_bind_blob(up, 1, blob, sizeof(blob), SQLITE_TRANSIENT);
+			sqlite3_bind_text(up, 2, id, -1, SQLITE_TRANSIENT);
+			e = sqlite3_step(up) == SQLITE_DONE ? IDB_OK : IDB_E_DB;
+			sqlite3_reset(up);
+		}
+	}
+	if (e == IDB_OK && rc != SQLITE_DONE)
+		e = IDB_E_DB;
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	sodium_memzero(kf, sizeof(kf));
+	sodium_memzero(kt, sizeof(kt));
+	sodium_memzero(secret, sizeof(secret));
+	return e;
+}

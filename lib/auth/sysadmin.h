@@ -67,4 +67,7 @@ enum idb_err idb_sysadmin_ended(sqlite3 *reg, enum idb_err (*fn)(const struct id
 /* 1 if s is 5..500 characters of text without control characters. */
 int idb_reason_valid(const char *s);
 
+/* Every sysadmin's TOTP secret re-encrypted for a new master key (inside the caller's transaction). */
+enum idb_err idb_sysadmin_rewrap(sqlite3 *reg, const struct idb_master *from, const struct idb_master *to);
+
 #endif

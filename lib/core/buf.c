@@ -27,8 +27,15 @@ reserve(struct idb_buf *b, size_t n)
 	cap = b->cap ? b->cap : 256;
 	while (cap < want)
 		cap *= 2;
-	if ((p = realloc(b->data, cap)) == NULL)
+	/* Not realloc: a buffer may hold decrypted values, and the old block
+	 * is wiped before it goes back to the allocator. */
+	if ((p = malloc(cap)) == NULL)
 		return IDB_E_NOMEM;
+	if (b->data != NULL) {
+		memcpy(p, b->data, b->len + 1 <= b->cap ? b->len + 1 : b->len);
+		sodium_memzero(b->data, b->cap);
+		free(b->data);
+	}
 	b->data = p;
 	b->cap = cap;
 	return IDB_OK;

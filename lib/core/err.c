@@ -40,6 +40,7 @@ static const struct {
 	[IDB_E_SCHEMA_AHEAD] = {503, "unavailable", "Service unavailable; try again later.", "database schema is newer than this program"},
 	[IDB_E_CHECKSUM] = {503, "unavailable", "Service unavailable; try again later.", "an applied migration file has changed (checksum mismatch)"},
 	[IDB_E_EXISTS] = {409, "conflict", "The record changed or already exists.", "already exists"},
+	[IDB_E_BUSY] = {503, "unavailable", "Service unavailable; try again later.", "in use by another process"},
 };
 
 static int

@@ -43,6 +43,7 @@ enum idb_err {
 	IDB_E_SCHEMA_AHEAD,
 	IDB_E_CHECKSUM,    /* an applied migration's file changed */
 	IDB_E_EXISTS,
+	IDB_E_BUSY,        /* a file is in use by another process */
 	IDB_E__MAX
 };
 

@@ -109,7 +109,7 @@ open_slot(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const 
 		e = IDB_E_NOT_FOUND;
 		goto fail;
 	}
-	if ((e = idb_org_open_keys(conf, reg, m, org_id, 0, &h->db, h->keys)) != IDB_OK)
+	if ((e = idb_org_open_keys(conf, reg, m, org_id, IDB_DB_QUEUE, &h->db, h->keys)) != IDB_OK)
 		goto fail;
 	/* Replaced while opening: take the file as it is now next time. */
 	if (stat(path, &after) != 0 || after.st_ino != before.st_ino || after.st_dev != before.st_dev)

@@ -14,6 +14,7 @@
 
 #define IDB_DB_CREATE 0x1   /* create the file if it does not exist */
 #define IDB_DB_READONLY 0x2 /* open read-only (SQLITE_OPEN_READONLY) */
+#define IDB_DB_QUEUE 0x4    /* writers queue on a flock of the file before BEGIN IMMEDIATE (the workers) */
 #define IDB_DB_BUSY_MS 10000
 
 /* Opens path with key; *out is owned by the caller (sqlite3_close). */

@@ -388,7 +388,7 @@ idb_org_open_keys(const struct idb_conf *c, sqlite3 *reg, const struct idb_maste
 	char path[IDB_PATH_MAX];
 	sqlite3_stmt *st = NULL;
 	enum idb_err e, check;
-	int rc;
+	int rc = SQLITE_DONE, pass;
 
 	*out = NULL;
 	memset(k, 0, sizeof(*k));
@@ -397,14 +397,23 @@ idb_org_open_keys(const struct idb_conf *c, sqlite3 *reg, const struct idb_maste
 	if (sqlite3_prepare_v2(reg, sql_key_versions, -1, &st, NULL) != SQLITE_OK)
 		return IDB_E_DB;
 	sqlite3_bind_text(st, 1, org_id, -1, SQLITE_STATIC);
-	e = IDB_E_NOT_FOUND;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		k->db_version = (unsigned)sqlite3_column_int64(st, 0);
-		if ((e = idb_reg_org_key_at(reg, m, org_id, "db", k->db_version, k->db)) != IDB_OK)
-			break;
-		e = idb_db_open(path, k->db, flags & ~IDB_DB_ANY_SCHEMA, out);
-		if (e != IDB_E_BADKEY)
-			break;
+	/*
+	 * A rekey (keys rotate) may commit between two tries: the newest key
+	 * tried just before it, the older one just after. No key opened the file
+	 * then, though one does now; another pass over the keys finds it.
+	 */
+	e = IDB_E_BADKEY;
+	for (pass = 0; pass < 3 && e == IDB_E_BADKEY; pass++) {
+		sqlite3_reset(st);
+		e = IDB_E_NOT_FOUND;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			k->db_version = (unsigned)sqlite3_column_int64(st, 0);
+			if ((e = idb_reg_org_key_at(reg, m, org_id, "db", k->db_version, k->db)) != IDB_OK)
+				break;
+			e = idb_db_open(path, k->db, flags & ~IDB_DB_ANY_SCHEMA, out);
+			if (e != IDB_E_BADKEY)
+				break;
+		}
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE && e == IDB_OK)
@@ -429,16 +438,16 @@ fail:
 
 static enum idb_err
 insert_key(sqlite3_stmt *st, const struct idb_master *m, const char *org_id, const char *purpose,
-           const unsigned char key[IDB_KEY_LEN], const char *now)
+           unsigned version, const unsigned char key[IDB_KEY_LEN], const char *now)
 {
 	unsigned char wrapped[IDB_WRAP_LEN(IDB_KEY_LEN)];
 	enum idb_err e;
 
-	if ((e = idb_key_wrap(m, org_id, purpose, 1, key, IDB_KEY_LEN, wrapped)) != IDB_OK)
+	if ((e = idb_key_wrap(m, org_id, purpose, version, key, IDB_KEY_LEN, wrapped)) != IDB_OK)
 		return e;
 	sqlite3_bind_text(st, 1, org_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, purpose, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, 1);
+	sqlite3_bind_int64(st, 3, version);
 	sqlite3_bind_blob(st, 4, wrapped, sizeof(wrapped), SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
 	return step_done(st);
@@ -490,8 +499,8 @@ idb_reg_org_create(const struct idb_conf *c, sqlite3 *reg, const struct idb_mast
 		snprintf(err, errlen, e == IDB_E_EXISTS ? "an org with slug '%s' exists" : "registry: cannot add '%s'", slug);
 		goto out;
 	}
-	if ((e = insert_key(sk, m, out->id, "db", k.db, now)) != IDB_OK ||
-	    (e = insert_key(sk, m, out->id, "field", k.field, now)) != IDB_OK)
+	if ((e = insert_key(sk, m, out->id, "db", 1, k.db, now)) != IDB_OK ||
+	    (e = insert_key(sk, m, out->id, "field", 1, k.field, now)) != IDB_OK)
 		goto dberr;
 
 	/* The org's own database, created and migrated before the registry commits. */
@@ -589,5 +598,150 @@ idb_reg_sign_key(sqlite3 *reg, const struct idb_master *m, unsigned char pk[cryp
 	sodium_memzero(seed, sizeof(seed));
 	if (e != IDB_OK)
 		sodium_memzero(sk, crypto_sign_SECRETKEYBYTES);
+	return e;
+}
+
+enum idb_err
+idb_reg_org_key_latest(sqlite3 *reg, const char *org_id, const char *purpose, unsigned *version)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*version = 0;
+	if (sqlite3_prepare_v2(reg, sql_key_current, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	sqlite3_bind_text(st, 1, org_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, purpose, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*version = (unsigned)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? IDB_OK : rc == SQLITE_DONE ? IDB_E_NOT_FOUND : IDB_E_DB;
+}
+
+enum idb_err
+idb_reg_org_key_add(sqlite3 *reg, const struct idb_master *m, const char *org_id, const char *purpose,
+                    unsigned version, unsigned char key[IDB_KEY_LEN])
+{
+	char now[IDB_TIME_LEN];
+	sqlite3_stmt *st = NULL;
+	enum idb_err e;
+
+	randombytes_buf(key, IDB_KEY_LEN);
+	if (sqlite3_prepare_v2(reg, sql_key_insert, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	idb_time_now(now);
+	e = insert_key(st, m, org_id, purpose, version, key, now);
+	sqlite3_finalize(st);
+	return e;
+}
+
+static const char sql_flag_get[] = "SELECT value FROM flags WHERE name = ?";
+static const char sql_flag_set[] = "INSERT OR REPLACE INTO flags (name, value, updated_at) VALUES (?, ?, ?)";
+
+enum idb_err
+idb_reg_flag_get(sqlite3 *reg, const char *name, char *value, size_t size)
+{
+	sqlite3_stmt *st = NULL;
+	enum idb_err e;
+	int rc;
+
+	value[0] = '\0';
+	if ((e = idb_db_cached(reg, sql_flag_get, &st)) != IDB_OK)
+		return e;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		idb_db_text(value, size, st, 0);
+	idb_db_done(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? IDB_OK : IDB_E_DB;
+}
+
+enum idb_err
+idb_reg_flag_set(sqlite3 *reg, const char *name, const char *value)
+{
+	char now[IDB_TIME_LEN];
+	sqlite3_stmt *st = NULL;
+	enum idb_err e;
+
+	if (sqlite3_prepare_v2(reg, sql_flag_set, -1, &st, NULL) != SQLITE_OK)
+		return IDB_E_DB;
+	idb_time_now(now);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
+	e = step_done(st);
+	sqlite3_finalize(st);
+	return e;
+}
+
+/* Unwraps one stored key with one master key and wraps it with the other. */
+static enum idb_err
+rewrap_row(sqlite3_stmt *up, const struct idb_master *from, const struct idb_master *to, const char *owner,
+           const char *purpose, unsigned version, const unsigned char *blob, size_t len, size_t keylen)
+{
+	unsigned char key[64], wrapped[IDB_WRAP_LEN(64)];
+	enum idb_err e;
+
+	if (keylen > sizeof(key) || len != IDB_WRAP_LEN(keylen))
+		return IDB_E_CRYPTO;
+	if ((e = idb_key_unwrap(from, owner, purpose, version, blob, len, key, keylen)) == IDB_OK &&
+	    (e = idb_key_wrap(to, owner, purpose, version, key, keylen, wrapped)) == IDB_OK) {
+		sqlite3_bind_blob(up, 1, wrapped, (int)IDB_WRAP_LEN(keylen), SQLITE_TRANSIENT);
+		e = sqlite3_step(up) == SQLITE_DONE ? IDB_OK : IDB_E_DB;
+		sqlite3_reset(up);
+	}
+	sodium_memzero(key, sizeof(key));
+	return e;
+}
+
+enum idb_err
+idb_reg_rewrap(sqlite3 *reg, const struct idb_master *from, const struct idb_master *to)
+{
+	static const char sql_org[] = "SELECT org_id, purpose, version, wrapped FROM org_keys";
+	static const char sql_org_set[] = "UPDATE org_keys SET wrapped = ? WHERE org_id = ? AND purpose = ? AND version = ?";
+	static const char sql_dep[] = "SELECT purpose, version, wrapped FROM deployment_keys";
+	static const char sql_dep_set[] = "UPDATE deployment_keys SET wrapped = ? WHERE purpose = ? AND version = ?";
+	char owner[IDB_ID_LEN + 1], purpose[32];
+	sqlite3_stmt *st = NULL, *up = NULL;
+	enum idb_err e = IDB_OK;
+	unsigned v;
+	int rc = SQLITE_DONE;
+
+	if (sqlite3_prepare_v2(reg, sql_org, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(reg, sql_org_set, -1, &up, NULL) != SQLITE_OK)
+		e = IDB_E_DB;
+	while (e == IDB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		idb_db_text(owner, sizeof(owner), st, 0);
+		idb_db_text(purpose, sizeof(purpose), st, 1);
+		v = (unsigned)sqlite3_column_int64(st, 2);
+		sqlite3_bind_text(up, 2, owner, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(up, 3, purpose, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(up, 4, v);
+		e = rewrap_row(up, from, to, owner, purpose, v, sqlite3_column_blob(st, 3),
+		               (size_t)sqlite3_column_bytes(st, 3), IDB_KEY_LEN);
+	}
+	if (e == IDB_OK && rc != SQLITE_DONE)
+		e = IDB_E_DB;
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	st = up = NULL;
+	if (e != IDB_OK)
+		return e;
+	if (sqlite3_prepare_v2(reg, sql_dep, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(reg, sql_dep_set, -1, &up, NULL) != SQLITE_OK)
+		e = IDB_E_DB;
+	while (e == IDB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		idb_db_text(purpose, sizeof(purpose), st, 0);
+		v = (unsigned)sqlite3_column_int64(st, 1);
+		sqlite3_bind_text(up, 2, purpose, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(up, 3, v);
+		e = rewrap_row(up, from, to, "deployment", purpose, v, sqlite3_column_blob(st, 2),
+		               (size_t)sqlite3_column_bytes(st, 2), crypto_sign_SEEDBYTES);
+	}
+	if (e == IDB_OK && rc != SQLITE_DONE)
+		e = IDB_E_DB;
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
 	return e;
 }

@@ -85,6 +85,17 @@ enum idb_err idb_org_open_file(sqlite3 *reg, const struct idb_master *, const ch
 /* One of an org's keys at a given version ("db" or "field"); IDB_E_NOT_FOUND if there is none. */
 enum idb_err idb_reg_org_key_at(sqlite3 *reg, const struct idb_master *, const char *org_id, const char *purpose,
                                 unsigned version, unsigned char key[IDB_KEY_LEN]);
+/* The newest version of one of an org's keys. */
+enum idb_err idb_reg_org_key_latest(sqlite3 *reg, const char *org_id, const char *purpose, unsigned *version);
+/* Makes a new random key (into key; wipe it) and stores it wrapped as the given version. */
+enum idb_err idb_reg_org_key_add(sqlite3 *reg, const struct idb_master *, const char *org_id, const char *purpose,
+                                 unsigned version, unsigned char key[IDB_KEY_LEN]);
+/* A deployment flag ("maintenance": "on"/"off"); "" if never set. */
+enum idb_err idb_reg_flag_get(sqlite3 *reg, const char *name, char *value, size_t size);
+enum idb_err idb_reg_flag_set(sqlite3 *reg, const char *name, const char *value);
+/* Every wrapped key (org keys, the log-signing key) unwrapped with one master key and wrapped with another
+ * (inside the caller's transaction). */
+enum idb_err idb_reg_rewrap(sqlite3 *reg, const struct idb_master *from, const struct idb_master *to);
 /* The registry schema version applied (for health). */
 enum idb_err idb_reg_schema(sqlite3 *reg, int *version);
 /* The deployment's Ed25519 key pair, unwrapped (wipe sk after use). */

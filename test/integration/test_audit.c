@@ -1823,6 +1823,60 @@ only_the_orgs_admins_read_the_log(void **state)
 	}
 }
 
+
+/*
+ * At least one checkpoint a day is signed and stored without anyone asking:
+ * the deliverer (immidb-admin notify deliver) signs the current head into
+ * the org's checkpoints table once per day, append-only.
+ */
+static void
+the_deliverer_signs_and_stores_a_checkpoint_a_day(void **state)
+{
+	static const char *slug = "al-daily", *ip = "198.18.2.60";
+	unsigned char pk[32];
+	char pk64[64], verifier[256], out[4096], err[4096], msg[512];
+	sqlite3_stmt *st = NULL;
+	struct note n;
+	struct sess a;
+	sqlite3 *db;
+	long long size;
+
+	(void)state;
+	log_key(pk, pk64, sizeof(pk64), verifier, sizeof(verifier));
+	org_with_admin(slug, ip, &a);
+	cJSON_Delete(sok(&a, "GET", "/clients", NULL, 200));
+	assert_int_equal(org_count(slug, "SELECT count(*) FROM checkpoints"), 0);
+	if (h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "notify", "deliver", "--once", NULL) != 0)
+		fail_msg("notify deliver --once: %s", err);
+	db = org_db(slug);
+	assert_int_equal(q_ll(db, "SELECT count(*) FROM checkpoints"), 1);
+	size = q_ll(db, "SELECT max(seq) FROM access_log");
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT size, head, note FROM checkpoints", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int64(st, 0), size);
+	assert_int_equal(sqlite3_column_bytes(st, 1), 32);
+	note_parse((const char *)sqlite3_column_text(st, 2), &n);
+	assert_memory_equal(n.head, sqlite3_column_blob(st, 1), 32);
+	assert_int_equal(n.size, size);
+	assert_string_equal(n.origin, ORIGIN "/al-daily");
+	copy(msg, sizeof(msg), n.msg);
+	sqlite3_finalize(st);
+	/* The stored head is the entry's hash at that size. */
+	assert_int_equal(q_ll(db, F("SELECT count(*) FROM access_log a, checkpoints c WHERE a.seq = %lld AND a.hash = c.head",
+	                            size)),
+	                 1);
+	assert_int_not_equal(sqlite3_exec(db, "UPDATE checkpoints SET size = 1", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM checkpoints", NULL, NULL, NULL), SQLITE_OK);
+	idb_db_close(db);
+	if (!openssl_verify(pk, msg, strlen(msg), n.sig, "daily"))
+		fail_msg("openssl does not verify the stored checkpoint:\n%s", msg);
+	/* A second pass within the day stores none. */
+	cJSON_Delete(sok(&a, "GET", "/clients", NULL, 200));
+	if (h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "notify", "deliver", "--once", NULL) != 0)
+		fail_msg("notify deliver --once: %s", err);
+	assert_int_equal(org_count(slug, "SELECT count(*) FROM checkpoints"), 1);
+}
+
 int
 main(void)
 {
@@ -1835,6 +1889,7 @@ main(void)
 	    cmocka_unit_test(update_and_delete_on_the_log_are_refused_by_the_database),
 	    cmocka_unit_test(insert_or_replace_cannot_overwrite_an_entry),
 	    cmocka_unit_test(checkpoint_signature_verifies_with_openssl_and_key_hash_with_sha256sum),
+	    cmocka_unit_test(the_deliverer_signs_and_stores_a_checkpoint_a_day),
 	    cmocka_unit_test(the_script_accepts_a_real_export_and_names_the_first_bad_seq),
 	    cmocka_unit_test(an_unwritable_log_means_503_and_nothing_committed),
 	    cmocka_unit_test(a_log_that_refuses_some_entries_refuses_just_those_requests),

@@ -1513,6 +1513,74 @@ server_access_runs_read_only_sql_for_an_assigned_sysadmin_and_is_logged(void **s
 	verify_ok(&admin);
 }
 
+
+/*
+ * immidb-admin access ... -- export: the org's export on behalf of an
+ * assigned sysadmin, logged twice (server.access, then org.export naming the
+ * sysadmin and the reason, via server) and notified; refused without a grant.
+ */
+static void
+server_access_export_is_the_orgs_export_logged_for_the_sysadmin(void **state)
+{
+	const char *why = "ticket 5678 export for the firm";
+	char out[8192], err[4096], path[H_PATH + 32], bad[H_PATH + 32];
+	struct sess admin;
+	struct stat sb;
+	struct sa c, d;
+	size_t len;
+	char *doc;
+	cJSON *e, *j;
+	int rc;
+
+	(void)state;
+	org_with_admin("sa-xport", "198.18.20.9", &admin);
+	sa_new("ops9c@platform.test", 0, &c);
+	sa_new("ops9d@platform.test", 0, &d);
+	assert_int_equal(sa_assign(c.email, "sa-xport", NULL), 0);
+	cJSON_Delete(sok(&admin, "POST", "/clients",
+	                 "{\"family_name\":\"Exported\",\"given_name\":\"Ana\",\"a_number\":\"A123456789\"}", 201));
+	snprintf(path, sizeof(path), "%s/sa-export.json", env.dir);
+	snprintf(bad, sizeof(bad), "%s/sa-export-bad.json", env.dir);
+
+	rc = access_run(out, sizeof(out), err, sizeof(err), "--org", "sa-xport", "--sysadmin", c.email, "--reason", why,
+	                "--", "export", "--out", path);
+	if (rc != 0)
+		fail_msg("access -- export: %d %s", rc, err);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	doc = h_slurp(path, &len);
+	assert_non_null(doc);
+	j = cJSON_Parse(doc);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "format"), "immidb-export-v1");
+	assert_int_equal(cJSON_GetArraySize(jarr(j, "clients")), 1);
+	assert_string_equal(jstr(cJSON_GetArrayItem(jarr(j, "clients"), 0), "a_number"), "A123456789");
+	cJSON_Delete(j);
+	free(doc);
+	e = log_last(&admin, "server.access");
+	entry_is(e, "sysadmin", c.id, c.email, "server", why, "ok", "export");
+	e = log_last(&admin, "org.export");
+	entry_is(e, "sysadmin", c.id, c.email, "server", why, "ok", "");
+	j = sok(&admin, "GET", "/notifications", NULL, 200);
+	doc = cJSON_PrintUnformatted(j);
+	assert_non_null(doc);
+	assert_non_null(strstr(doc, "\"kind\":\"export\""));
+	cJSON_free(doc);
+	cJSON_Delete(j);
+
+	/* -bad: a sysadmin without a grant here, and extra words: nothing written, no entry. */
+	rc = access_run(out, sizeof(out), err, sizeof(err), "--org", "sa-xport", "--sysadmin", d.email, "--reason", why,
+	                "--", "export", "--out", bad);
+	refused(rc, err);
+	assert_true(stat(bad, &sb) != 0);
+	rc = access_run(out, sizeof(out), err, sizeof(err), "--org", "sa-xport", "--sysadmin", c.email, "--reason", why,
+	                "--", "export", "--to", bad);
+	refused(rc, err);
+	assert_true(stat(bad, &sb) != 0);
+	assert_int_equal(log_count(&admin, "org.export"), 1);
+	verify_ok(&admin);
+}
+
 /* The path of a route pattern with {org} = slug and every other parameter = id. */
 static void
 route_path(const char *pattern, const char *slug, const char *id, char *out, size_t len)
@@ -1805,6 +1873,7 @@ main(void)
 	    cmocka_unit_test(org_admins_list_and_withdraw_sysadmins_and_assignments_end),
 	    cmocka_unit_test(break_glass_grants_four_hours_logged_and_listed),
 	    cmocka_unit_test(server_access_runs_read_only_sql_for_an_assigned_sysadmin_and_is_logged),
+	    cmocka_unit_test(server_access_export_is_the_orgs_export_logged_for_the_sysadmin),
 	    cmocka_unit_test(every_org_route_a_sysadmin_calls_is_one_sysadmin_access_entry),
 	    cmocka_unit_test(sysadmin_sessions_and_grants_end_when_their_time_is_up),
 	    cmocka_unit_test(every_log_still_verifies_after_all_this),
