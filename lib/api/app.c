@@ -108,7 +108,10 @@ guard_db(struct idb_ctx *x)
 		return e;
 	if (strcmp(x->org.state, "active") != 0)
 		return IDB_E_NOT_FOUND;
-	e = idb_cache_get(&x->app->cache, x->app->conf, x->app->reg, x->app->master, x->org.id, &x->oh);
+	/* A read (GET) runs its checks and reads in one read transaction. */
+	e = strcmp(x->req->method, "GET") == 0
+	        ? idb_cache_get_read(&x->app->cache, x->app->conf, x->app->reg, x->app->master, x->org.id, &x->oh)
+	        : idb_cache_get(&x->app->cache, x->app->conf, x->app->reg, x->app->master, x->org.id, &x->oh);
 	if (e == IDB_E_SCHEMA_BEHIND || e == IDB_E_SCHEMA_AHEAD || e == IDB_E_CHECKSUM)
 		return IDB_E_UNAVAILABLE;
 	return e;
@@ -477,6 +480,8 @@ idb_app_handle(struct idb_app *a, struct idb_req *req, struct idb_resp *resp)
 	}
 	if (x.route->flags & IDB_RF_ORG) {
 		e = org_request(&x);
+		if (x.oh != NULL)
+			idb_db_read_end(x.oh->db);
 		goto out;
 	}
 	if ((x.route->flags & IDB_RF_SYSADMIN) && (e = idb_guard_sysadmin(&x)) != IDB_OK)

@@ -142,6 +142,7 @@ idb_session_find(sqlite3 *db, const char *token, time_t now, long long idle_minu
 		return IDB_E_UNAUTHENTICATED;
 	}
 	if ((long long)now - s->last_seen >= IDB_SESSION_TOUCH) {
+		idb_db_read_end(db);
 		if (prep(db, sql_sess_touch, &st) != 0)
 			return IDB_E_DB;
 		sqlite3_bind_int64(st, 1, (long long)now);
@@ -158,6 +159,7 @@ idb_session_delete(sqlite3 *db, const unsigned char hash[32])
 {
 	sqlite3_stmt *st;
 
+	idb_db_read_end(db); /* a write: outside the request's read transaction */
 	if (prep(db, sql_sess_delete, &st) != 0)
 		return IDB_E_DB;
 	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);

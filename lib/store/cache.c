@@ -24,6 +24,20 @@ schema_cookie(sqlite3 *db)
 	return v;
 }
 
+static const char sql_field[] = "SELECT version FROM key_state WHERE purpose = 'field'";
+
+static unsigned
+field_version(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	unsigned v = 0;
+
+	if (idb_db_cached(db, sql_field, &st) == IDB_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = (unsigned)sqlite3_column_int64(st, 0);
+	idb_db_done(st);
+	return v;
+}
+
 enum idb_err
 idb_cache_init(struct idb_cache *c, size_t max)
 {
@@ -117,6 +131,13 @@ open_slot(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const 
 	h->dev = before.st_dev;
 	h->ino = before.st_ino;
 	h->schema_cookie = schema_cookie(h->db);
+	/* A field-key rotation that committed between reading key_state and the
+	 * cookie would leave this handle with the old key and no way to notice:
+	 * confirm the version now that the cookie is taken. */
+	if (field_version(h->db) != h->keys->field_version) {
+		e = IDB_E_UNAVAILABLE;
+		goto fail;
+	}
 	memcpy(h->org_id, org_id, strlen(org_id) + 1);
 	c->opens++;
 	return IDB_OK;
@@ -125,9 +146,26 @@ fail:
 	return e;
 }
 
+static enum idb_err cache_get(struct idb_cache *, const struct idb_conf *, sqlite3 *, const struct idb_master *,
+                              const char *, int, struct idb_org_handle **);
+
 enum idb_err
 idb_cache_get(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const struct idb_master *m,
               const char *org_id, struct idb_org_handle **out)
+{
+	return cache_get(c, conf, reg, m, org_id, 0, out);
+}
+
+enum idb_err
+idb_cache_get_read(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const struct idb_master *m,
+                   const char *org_id, struct idb_org_handle **out)
+{
+	return cache_get(c, conf, reg, m, org_id, 1, out);
+}
+
+static enum idb_err
+cache_get(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const struct idb_master *m,
+          const char *org_id, int read, struct idb_org_handle **out)
 {
 	char path[IDB_PATH_MAX];
 	struct stat st;
@@ -140,11 +178,13 @@ idb_cache_get(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, co
 			continue;
 		if (idb_org_path(conf, org_id, path) == IDB_OK && stat(path, &st) == 0 &&
 		    st.st_ino == c->v[i].ino && st.st_dev == c->v[i].dev &&
+		    (!read || idb_db_read_begin(c->v[i].db) == IDB_OK) &&
 		    schema_cookie(c->v[i].db) == c->v[i].schema_cookie) {
 			c->v[i].used = ++c->tick;
 			*out = &c->v[i];
 			return IDB_OK;
 		}
+		idb_db_read_end(c->v[i].db);
 		/* The file was replaced or removed: park the old handle. Migrated
 		 * underneath (same file): close it normally and look again. */
 		if (idb_org_path(conf, org_id, path) == IDB_OK && stat(path, &st) == 0 &&
@@ -162,6 +202,8 @@ idb_cache_get(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, co
 	}
 	if ((e = open_slot(c, conf, reg, m, org_id, &c->v[c->n])) != IDB_OK)
 		return e;
+	if (read)
+		idb_db_read_begin(c->v[c->n].db);
 	c->v[c->n].used = ++c->tick;
 	*out = &c->v[c->n++];
 	return IDB_OK;

@@ -41,6 +41,10 @@ enum idb_err idb_cache_init(struct idb_cache *, size_t max);
  */
 enum idb_err idb_cache_get(struct idb_cache *, const struct idb_conf *, sqlite3 *reg,
                            const struct idb_master *, const char *org_id, struct idb_org_handle **out);
+/* The same, with a read transaction opened on the handle (before its check): for a
+ * request that reads; idb_db_read_end (or the first idb_db_begin) ends it. */
+enum idb_err idb_cache_get_read(struct idb_cache *, const struct idb_conf *, sqlite3 *reg,
+                                const struct idb_master *, const char *org_id, struct idb_org_handle **out);
 /* Closes and forgets one org's handle (after an error on it, say). */
 void idb_cache_drop(struct idb_cache *, const char *org_id);
 void idb_cache_free(struct idb_cache *);

@@ -121,6 +121,7 @@ static struct {
 	sqlite3 *db;
 	int depth, floor;
 	int queue_fd, queued; /* IDB_DB_QUEUE: an fd of the file for flock, and whether it is held */
+	int reading;          /* a read transaction (BEGIN DEFERRED) is open at depth 0 */
 	struct {
 		const char *sql; /* the caller's static string: compared by address */
 		sqlite3_stmt *st;
@@ -252,6 +253,36 @@ idb_db_done(sqlite3_stmt *st)
 	sqlite3_finalize(st);
 }
 
+/*
+ * A read transaction: the reads of one request see one snapshot and take
+ * the WAL read lock once instead of once per statement (each costs a pair
+ * of fcntl calls). It ends before any write: idb_db_begin ends it first.
+ */
+enum idb_err
+idb_db_read_begin(sqlite3 *db)
+{
+	int i = tx_slot(db, 1);
+
+	if (i < 0 || tx[i].depth > 0 || tx[i].reading || !sqlite3_get_autocommit(db))
+		return IDB_OK;
+	if (idb_db_exec(db, "BEGIN") != IDB_OK)
+		return IDB_E_DB;
+	tx[i].reading = 1;
+	return IDB_OK;
+}
+
+void
+idb_db_read_end(sqlite3 *db)
+{
+	int i = db == NULL ? -1 : tx_slot(db, 0);
+
+	if (i < 0 || !tx[i].reading)
+		return;
+	tx[i].reading = 0;
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+}
+
 enum idb_err
 idb_db_begin(sqlite3 *db)
 {
@@ -260,6 +291,8 @@ idb_db_begin(sqlite3 *db)
 
 	if (i < 0)
 		return IDB_E_TOOBIG;
+	if (tx[i].depth == 0)
+		idb_db_read_end(db);
 	if (tx[i].depth == 0 && !sqlite3_get_autocommit(db))
 		return IDB_E_DB; /* a transaction this table does not know of */
 	if (tx[i].depth == 0)

@@ -27,6 +27,9 @@ enum idb_err idb_db_exec(sqlite3 *, const char *sql);
  * level at or below the handle's floor (so a redundant rollback is harmless).
  */
 enum idb_err idb_db_begin(sqlite3 *);
+/* A read transaction at depth 0 (no-op inside another); idb_db_begin and idb_db_read_end end it. */
+enum idb_err idb_db_read_begin(sqlite3 *);
+void idb_db_read_end(sqlite3 *);
 enum idb_err idb_db_commit(sqlite3 *);
 void idb_db_rollback(sqlite3 *);
 /* Sets the floor; returns the previous one. */

@@ -4,9 +4,11 @@
  * hierarchy; cli.md, keys rotate): `immidb-admin keys rotate --org S` while
  * the server runs and serves the org, and the same rotation cut short after
  * each of its steps (the test hook IMMIDB_TEST_CRASH_AT makes immidb-admin
- * exit with status 70 right after a step, as a crash there would); `keys
- * rotate-master`, refused while the server holds the registry, and cut short
- * after each of its steps; and the usage errors.
+ * exit with status 70 right after a step, as a crash there would); writes
+ * racing a rotation; a rekey that cannot take the write lock (SQLCipher's
+ * rekey then reports success without having rekeyed); `keys rotate-master`,
+ * refused while the server holds the registry, and cut short after each of
+ * its steps; and the usage errors.
  *
  * What is checked after a rotation: the registry's key versions; that the
  * org file opens with the new database key and no longer with the old one;
@@ -285,25 +287,34 @@ reveal(const struct dataset *d, const char *resource, const char *id, const char
 	cJSON_Delete(j);
 }
 
-/* Every plaintext of the org, revealed through the API, one per line into out. */
+/* Appends text to out (len bytes, n used); fails the test if it does not fit. */
+static void
+append(char *out, size_t len, size_t *n, const char *text)
+{
+	int w = snprintf(out + *n, len - *n, "%s\n", text);
+
+	if (w < 0 || (size_t)w >= len - *n)
+		fail_msg("more than %zu bytes of plaintexts", len);
+	*n += (size_t)w;
+}
+
+/* Every plaintext of the org, revealed through the API, one per line into out ("" for none). */
 static void
 plaintexts(const struct dataset *d, char *out, size_t len)
 {
+	static const char *const fields[] = {"a_number", "passport_number", "ssn"};
 	char v[256];
 	size_t n = 0;
 	int i, k;
-	static const char *const fields[] = {"a_number", "passport_number", "ssn"};
 
 	out[0] = '\0';
 	for (i = 0; i < d->n; i++)
 		for (k = 0; k < 3; k++) {
 			reveal(d, "clients", d->c[i].id, fields[k], v, sizeof(v));
-			assert_true(n + strlen(v) + 2 < len);
-			n += (size_t)snprintf(out + n, len - n, "%s\n", v);
+			append(out, len, &n, v);
 		}
 	reveal(d, "credentials", d->cred, "password", v, sizeof(v));
-	assert_true(n + strlen(v) + 2 < len);
-	snprintf(out + n, len - n, "%s\n", v);
+	append(out, len, &n, v);
 }
 
 /* The plaintexts the org should hold, as plaintexts() lists them. */
@@ -315,11 +326,11 @@ expected(const struct dataset *d, char *out, size_t len)
 
 	out[0] = '\0';
 	for (i = 0; i < d->n; i++) {
-		assert_true(n + 64 < len);
-		n += (size_t)snprintf(out + n, len - n, "%s\n%s\n%s\n", d->c[i].a_number, d->c[i].passport, d->c[i].ssn);
+		append(out, len, &n, d->c[i].a_number);
+		append(out, len, &n, d->c[i].passport);
+		append(out, len, &n, d->c[i].ssn);
 	}
-	assert_true(n + strlen(d->cred_pw) + 2 < len);
-	snprintf(out + n, len - n, "%s\n", d->cred_pw);
+	append(out, len, &n, d->cred_pw);
 }
 
 /* GET /clients?q=<the last four digits of the A-number> finds the client. */
@@ -574,7 +585,7 @@ rotate_entries(const struct dataset *d)
 	return n;
 }
 
-/* Everything a rotation must keep: the data (several rounds, so both workers answer), search, TOTP, writes, the log. */
+/* What a rotation must keep: the data and search (several rounds, so both workers answer), TOTP, the log. */
 static void
 check_serves(struct dataset *d, int rounds)
 {
@@ -685,7 +696,7 @@ writer_start(const struct dataset *d, const char *path, int *stop_w)
 static void
 writes_racing_a_rotation_are_stored_under_the_key_the_data_is_under(void **state)
 {
-	char path[H_PATH + 32], line[256], id[64], a[32], v[64];
+	char path[H_PATH + 32], line[512], id[64], a[32], v[64];
 	int stop, status, created = 0, refused = 0, before;
 	struct dataset *d;
 	long code;
@@ -1211,7 +1222,7 @@ server_exit_status(int timeout_ms)
 }
 
 static void
-master_rotation_cut_short_is_finished_or_undone_by_the_next_command(void **state)
+master_rotation_cut_short_keeps_the_server_down_until_a_command_finishes_or_undoes_it(void **state)
 {
 	static const char *const steps[] = {"master-new", "copy", "swap"};
 	char out[OUT_LEN], err[OUT_LEN], pk_before[128], pk_after[128];
@@ -1403,7 +1414,8 @@ main(void)
 	    cmocka_unit_test_teardown(rotation_cut_short_after_the_rekey_step_leaves_a_complete_rotation, after_each),
 	    cmocka_unit_test_teardown(rekey_that_cannot_take_the_write_lock_fails_and_loses_nothing, after_each),
 	    cmocka_unit_test_teardown(rotate_master_needs_the_server_stopped_and_rewraps_every_key, after_each),
-	    cmocka_unit_test_teardown(master_rotation_cut_short_is_finished_or_undone_by_the_next_command, after_each),
+	    cmocka_unit_test_teardown(master_rotation_cut_short_keeps_the_server_down_until_a_command_finishes_or_undoes_it,
+	                              after_each),
 	    cmocka_unit_test_teardown(keys_commands_refuse_unknown_orgs_and_bad_usage, after_each),
 	};
 
