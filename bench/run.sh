@@ -22,6 +22,7 @@
 #   BENCH_CLIENTS      clients created for the case-data endpoints (default
 #                      200, and at least 4 x BENCH_CONNECTIONS + BENCH_THREADS
 #                      so that each PATCH thread owns 4 x its connections)
+#   BENCH_WORKERS      immidb-fcgi workers (default 2, one per CPU here)
 #   BENCH_KEEP=1       keep the temporary folder (configs, logs, raw wrk output)
 #
 # Everything runs in a fresh temporary folder with its own data, socket and
@@ -43,11 +44,12 @@ WARMUP=${BENCH_WARMUP:-2}
 THREADS=${BENCH_THREADS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 NCLIENTS=${BENCH_CLIENTS:-200}
+WORKERS=${BENCH_WORKERS:-2}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-for v in SECONDS_PER_RUN ROUNDS WARMUP THREADS CONNECTIONS NCLIENTS; do
+for v in SECONDS_PER_RUN ROUNDS WARMUP THREADS CONNECTIONS NCLIENTS WORKERS; do
     [[ ${!v} =~ ^[1-9][0-9]{0,4}$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
 MIN_CLIENTS=$((4 * CONNECTIONS + THREADS))
@@ -136,7 +138,7 @@ master_key_file = $DIR/data/master.key
 listen = unix:$DIR/fcgi.sock
 listen_mode = 0660
 $LISTEN_GROUP
-workers = 2
+workers = $WORKERS
 log_origin = bench.localhost
 public_url = $BASE_URL
 EOF
@@ -469,8 +471,8 @@ PATCH_409=$(sed -n 's/.* 409=\([0-9]*\).*/\1/p' <<<"$PATCH_COUNTS")
 PATCH_OTHER=$(sed -n 's/.* other=\([0-9]*\).*/\1/p' <<<"$PATCH_COUNTS")
 
 echo
-printf 'machine: %s CPUs; wrk -t%s -c%s -d%ss --latency; best of %s rounds\n' \
-    "$(nproc)" "$THREADS" "$CONNECTIONS" "$SECONDS_PER_RUN" "$ROUNDS"
+printf 'machine: %s CPUs; %s immidb-fcgi workers; wrk -t%s -c%s -d%ss --latency; best of %s rounds\n' \
+    "$(nproc)" "$WORKERS" "$THREADS" "$CONNECTIONS" "$SECONDS_PER_RUN" "$ROUNDS"
 printf 'case data: %s clients made through the API; client_get reads one, client_list ?limit=50, client_patch writes all (%s per wrk thread)\n' \
     "$NCLIENTS" "$((NCLIENTS / THREADS))"
 awk -v commit="$COMMIT_RATE" -v p409="${PATCH_409:-0}" -v pother="${PATCH_OTHER:-0}" '

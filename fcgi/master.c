@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit/logq.h"
 #include "core/util.h"
 #include "fcgi.h"
 
@@ -169,6 +170,7 @@ spawn(const struct idb_conf *c, const struct idb_master *m, int fd, unsigned gen
 	if (pid == 0) {
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		idb_logq_own((int)i);
 		idb_worker_run(c, m, fd);
 	}
 	slots[i].pid = pid;
@@ -327,6 +329,9 @@ idb_master_run(struct idb_conf *c, const char *config_opt, const char *data_opt,
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The workers' shared slots for the group commit of read entries: one per slot of the table above. */
+	if (idb_logq_init(sizeof(slots) / sizeof(slots[0])) != IDB_OK)
+		logmsg("group commit", "cannot map the shared slots: each read commits alone");
 	generation = 1;
 	while (live(0) < c->workers && spawn(c, m, fd, generation) > 0)
 		;

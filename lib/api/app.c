@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "audit/accesslog.h"
+#include "audit/logq.h"
 #include "auth/sysadmin.h"
 #include "outbox/outbox.h"
 #include "crypto/pw.h"
@@ -294,7 +295,7 @@ org_request(struct idb_ctx *x)
 	/* A read (GET) changes nothing: it runs outside the write lock, and only its
 	 * entry is written afterwards, before the answer leaves (fail closed). A
 	 * change runs with its entry in one transaction. */
-	int read = strcmp(rt->method, "GET") == 0;
+	int read = strcmp(rt->method, "GET") == 0, grouped;
 
 	if ((e = guard_db(x)) != IDB_OK)
 		return e;
@@ -312,7 +313,11 @@ org_request(struct idb_ctx *x)
 		e = rt->fn(x);
 	if (!tx)
 		return e;
-	if (read) {
+	/* A user's read: its entry goes through the group commit (lib/audit/logq.c),
+	 * which opens its own transaction. A sysadmin's read may queue a notice
+	 * with its entry: it keeps a transaction of its own. */
+	grouped = read && !x->sysadmin;
+	if (read && !grouped) {
 		enum idb_err be;
 
 		if ((be = idb_db_begin(db)) != IDB_OK) {
@@ -353,7 +358,7 @@ org_request(struct idb_ctx *x)
 				le.detail = d;
 			}
 		}
-		le_err = idb_log_append(db, &le);
+		le_err = grouped ? idb_logq_append(db, x->org.id, &le) : idb_log_append(db, &le);
 		/* The org asked to be told: the first sysadmin request per hour queues a
 		 * notice in this same transaction, or the request is refused. */
 		if (le_err == IDB_OK && x->sysadmin && x->settings != NULL && x->settings->notify_sysadmin_access &&

@@ -122,6 +122,7 @@ static struct {
 	int depth, floor;
 	int queue_fd, queued; /* IDB_DB_QUEUE: an fd of the file for flock, and whether it is held */
 	int reading;          /* a read transaction (BEGIN DEFERRED) is open at depth 0 */
+	int held;             /* the flock is held by idb_db_queue_hold, across transactions */
 	struct {
 		const char *sql; /* the caller's static string: compared by address */
 		sqlite3_stmt *st;
@@ -199,7 +200,7 @@ queue_enter(int i)
 static void
 queue_leave(int i)
 {
-	if (tx[i].queued) {
+	if (tx[i].queued && !tx[i].held) {
 		flock(tx[i].queue_fd, LOCK_UN);
 		tx[i].queued = 0;
 	}
@@ -251,6 +252,33 @@ idb_db_done(sqlite3_stmt *st)
 				return;
 			}
 	sqlite3_finalize(st);
+}
+
+int
+idb_db_queue_hold(sqlite3 *db)
+{
+	int i = tx_slot(db, 0);
+
+	if (i < 0 || tx[i].queue_fd < 0 || tx[i].depth > 0)
+		return 0;
+	idb_db_read_end(db);
+	queue_enter(i);
+	if (!tx[i].queued)
+		return 0;
+	tx[i].held = 1;
+	return 1;
+}
+
+void
+idb_db_queue_release(sqlite3 *db)
+{
+	int i = tx_slot(db, 0);
+
+	if (i < 0 || !tx[i].held)
+		return;
+	tx[i].held = 0;
+	if (tx[i].depth == 0)
+		queue_leave(i);
 }
 
 /*

@@ -27,6 +27,13 @@ enum idb_err idb_db_exec(sqlite3 *, const char *sql);
  * level at or below the handle's floor (so a redundant rollback is harmless).
  */
 enum idb_err idb_db_begin(sqlite3 *);
+/*
+ * Takes the handle's write queue (the flock of IDB_DB_QUEUE) and keeps it
+ * across transactions until idb_db_queue_release: 1 if held, 0 if the
+ * handle has no queue. Outside any transaction only.
+ */
+int idb_db_queue_hold(sqlite3 *);
+void idb_db_queue_release(sqlite3 *);
 /* A read transaction at depth 0 (no-op inside another); idb_db_begin and idb_db_read_end end it. */
 enum idb_err idb_db_read_begin(sqlite3 *);
 void idb_db_read_end(sqlite3 *);

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: ISC */
+/* Group commit of read entries: see logq.h. */
+#include "audit/logq.h"
+
+#include <string.h>
+#include <sys/mman.h>
+
+#include "core/util.h"
+#include "store/db.h"
+
+/*
+ * A slot is written only by its owner, in seqlock fashion: seq is odd while
+ * the fields change, even when they are whole; ticket names the entry.
+ * Whoever appends an entry records its ticket in done (or failed) before the
+ * org's lock is let go; the owner reads that after it got the lock itself.
+ */
+struct slot {
+	unsigned long seq, ticket, done, failed;
+	char org_id[IDB_ID_LEN + 1];
+	char actor_kind[16], actor_id[64], actor_email[320], via[16], ip[64];
+	char action[64], target[512], outcome[16], detail[1024];
+};
+
+/* The shared part: the slots, and one past the highest slot ever owned (the scan's end). */
+struct table {
+	unsigned used;
+	struct slot slot[];
+};
+
+static struct table *tab;
+static struct slot *slots;
+static unsigned nslots;
+static int mine = -1;
+
+enum idb_err
+idb_logq_init(unsigned n)
+{
+	void *p;
+
+	if (slots != NULL || n == 0)
+		return IDB_OK;
+	p = mmap(NULL, sizeof(struct table) + (size_t)n * sizeof(struct slot), PROT_READ | PROT_WRITE,
+	         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return IDB_E_NOMEM;
+	tab = p;
+	slots = tab->slot;
+	nslots = n;
+	return IDB_OK;
+}
+
+void
+idb_logq_own(int slot)
+{
+	unsigned used;
+
+	mine = slots != NULL && slot >= 0 && (unsigned)slot < nslots ? slot : -1;
+	if (mine < 0)
+		return;
+	/* Raise the scan's end to cover this slot (it never shrinks). */
+	used = __atomic_load_n(&tab->used, __ATOMIC_SEQ_CST);
+	while (used < (unsigned)mine + 1 &&
+	       !__atomic_compare_exchange_n(&tab->used, &used, (unsigned)mine + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		;
+}
+
+static int
+put(char *dst, size_t size, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n >= size)
+		return -1;
+	if (n)
+		memcpy(dst, s, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+/* Fills the own slot; -1 if a field does not fit (the entry then goes alone). */
+static int
+fill(struct slot *s, const char *org_id, const struct idb_log_entry *e, unsigned long *ticket)
+{
+	int bad;
+
+	__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_SEQ_CST); /* odd: changing */
+	bad = put(s->org_id, sizeof(s->org_id), org_id) |
+	      put(s->actor_kind, sizeof(s->actor_kind), e->actor_kind) |
+	      put(s->actor_id, sizeof(s->actor_id), e->actor_id) |
+	      put(s->actor_email, sizeof(s->actor_email), e->actor_email) | put(s->via, sizeof(s->via), e->via) |
+	      put(s->ip, sizeof(s->ip), e->ip) | put(s->action, sizeof(s->action), e->action) |
+	      put(s->target, sizeof(s->target), e->target) | put(s->outcome, sizeof(s->outcome), e->outcome) |
+	      put(s->detail, sizeof(s->detail), e->detail) | (e->reason != NULL && e->reason[0] != '\0' ? -1 : 0);
+	*ticket = s->ticket + 1;
+	if (!bad)
+		__atomic_store_n(&s->ticket, *ticket, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_SEQ_CST); /* even: whole */
+	return bad ? -1 : 0;
+}
+
+/* A consistent copy of slot i if it holds a pending entry of org_id; its ticket into *ticket. */
+static int
+take(unsigned i, const char *org_id, struct slot *copy, unsigned long *ticket)
+{
+	const struct slot *s = &slots[i];
+	unsigned long seq = __atomic_load_n(&s->seq, __ATOMIC_SEQ_CST), t;
+
+	t = __atomic_load_n(&s->ticket, __ATOMIC_SEQ_CST);
+	if ((seq & 1) || t == 0 || t == __atomic_load_n(&s->done, __ATOMIC_SEQ_CST) ||
+	    t == __atomic_load_n(&s->failed, __ATOMIC_SEQ_CST))
+		return 0;
+	memcpy(copy, s, sizeof(*copy));
+	if (__atomic_load_n(&s->seq, __ATOMIC_SEQ_CST) != seq || copy->ticket != t || strcmp(copy->org_id, org_id) != 0)
+		return 0;
+	*ticket = t;
+	return 1;
+}
+
+static void
+entry_of(const struct slot *s, struct idb_log_entry *e)
+{
+	memset(e, 0, sizeof(*e)); /* at: stamped when appended, so times follow seq */
+	e->actor_kind = s->actor_kind;
+	e->actor_id = s->actor_id;
+	e->actor_email = s->actor_email;
+	e->via = s->via;
+	e->ip = s->ip;
+	e->action = s->action;
+	e->target = s->target;
+	e->outcome = s->outcome;
+	e->detail = s->detail;
+}
+
+/* The entry alone, in its own transaction. */
+static enum idb_err
+alone(sqlite3 *db, struct idb_log_entry *e)
+{
+	enum idb_err r;
+
+	if ((r = idb_db_begin(db)) != IDB_OK)
+		return IDB_E_UNAVAILABLE;
+	if ((r = idb_log_append(db, e)) == IDB_OK)
+		r = idb_db_commit(db);
+	if (r != IDB_OK) {
+		idb_db_rollback(db);
+		return IDB_E_UNAVAILABLE;
+	}
+	return IDB_OK;
+}
+
+/* Holding the org's lock: every pending entry of the org in one transaction. */
+static enum idb_err
+lead(sqlite3 *db, const char *org_id)
+{
+	static unsigned long tickets[2 * 256];
+	static unsigned idx[2 * 256];
+	struct idb_log_entry e;
+	struct slot copy;
+	unsigned i, end, n = 0;
+	enum idb_err r;
+
+	if ((r = idb_db_begin(db)) != IDB_OK)
+		return IDB_E_UNAVAILABLE;
+	end = __atomic_load_n(&tab->used, __ATOMIC_SEQ_CST);
+	for (i = 0; i < end && i < nslots && n < sizeof(idx) / sizeof(idx[0]); i++) {
+		if (!take(i, org_id, &copy, &tickets[n]))
+			continue;
+		entry_of(&copy, &e);
+		idx[n++] = i; /* carried by this transaction, whatever its fate */
+		if ((r = idb_log_append(db, &e)) != IDB_OK)
+			break;
+	}
+	if (r == IDB_OK)
+		r = idb_db_commit(db);
+	else
+		idb_db_rollback(db);
+	/* Marked before the lock is let go, so their owners find them done. */
+	for (i = 0; i < n; i++)
+		__atomic_store_n(r == IDB_OK ? &slots[idx[i]].done : &slots[idx[i]].failed, tickets[i], __ATOMIC_SEQ_CST);
+	return r == IDB_OK ? IDB_OK : IDB_E_UNAVAILABLE;
+}
+
+enum idb_err
+idb_logq_append(sqlite3 *db, const char *org_id, struct idb_log_entry *e)
+{
+	struct slot *s;
+	unsigned long ticket;
+	enum idb_err r;
+
+	if (mine < 0)
+		return alone(db, e);
+	s = &slots[mine];
+	if (fill(s, org_id, e, &ticket) != 0)
+		return alone(db, e);
+	if (!idb_db_queue_hold(db)) {
+		/* No queue on this handle: withdraw the entry and go alone. */
+		__atomic_store_n(&s->failed, ticket, __ATOMIC_SEQ_CST);
+		return alone(db, e);
+	}
+	if (__atomic_load_n(&s->done, __ATOMIC_SEQ_CST) == ticket)
+		r = IDB_OK;
+	else if (__atomic_load_n(&s->failed, __ATOMIC_SEQ_CST) == ticket)
+		r = IDB_E_UNAVAILABLE;
+	else
+		r = lead(db, org_id);
+	idb_db_queue_release(db);
+	/* The leader's answer covers this entry too: it was pending under the lock. */
+	if (r == IDB_OK && __atomic_load_n(&s->done, __ATOMIC_SEQ_CST) != ticket)
+		r = IDB_E_UNAVAILABLE;
+	return r;
+}
