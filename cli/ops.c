@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "api/api.h"
 #include "api/records.h"
 #include "auth/settings.h"
 #include "cli/cli.h"
@@ -30,6 +32,9 @@ cmd_maintenance(struct cli *c)
 		return EXIT_FAILURE;
 	if (idb_reg_flag_set(c->reg, "maintenance", v) != IDB_OK)
 		return fail("maintenance", "cannot write the flag to the registry");
+	/* Workers look at the registry every IDB_APP_REGISTRY_MS: once this
+	 * returns, every one of them has seen the flag. */
+	nanosleep(&(struct timespec){0, (IDB_APP_REGISTRY_MS * 2 + 50) * 1000000L}, NULL);
 	printf("maintenance %s%s\n", v, strcmp(v, "on") == 0 ? ": the API answers 503 unavailable" : "");
 	return 0;
 }

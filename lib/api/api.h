@@ -20,7 +20,8 @@
 #include "store/registry.h"
 #include "valid/valid.h"
 
-#define IDB_APP_ORGS 16 /* orgs a worker remembers between registry changes */
+#define IDB_APP_ORGS 16         /* orgs a worker remembers between registry changes */
+#define IDB_APP_REGISTRY_MS 100 /* how often a worker looks whether the registry changed */
 
 struct idb_app {
 	const struct idb_conf *conf;     /* borrowed; outlives the app */
@@ -31,6 +32,7 @@ struct idb_app {
 	char dummy_hash[128];            /* Argon2id of a random password: unknown emails cost the same */
 	int cookie_secure;               /* 0 only for plain HTTP on loopback (make run, tests) */
 	long long reg_seen;              /* the registry's data_version when the flags and orgs were read */
+	long long reg_checked_ms;        /* when it was last looked at (monotonic ms) */
 	int maintenance;                 /* the maintenance flag as last read */
 	struct idb_org orgs[IDB_APP_ORGS]; /* orgs looked up since then, by slug */
 	size_t norgs, next_org;

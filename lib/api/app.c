@@ -406,18 +406,26 @@ allow_header(struct idb_req *req, struct idb_resp *resp)
  * What a worker remembers of the registry (the maintenance flag, the orgs
  * it looked up) is kept while the registry is unchanged: PRAGMA
  * data_version changes when another connection commits to it (immidb-admin
- * creating an org, changing settings of the deployment, rotating keys), so
- * a request pays one cheap pragma instead of reading the tables, and
- * `immidb-admin maintenance on` takes effect with the next request.
+ * creating an org, changing settings of the deployment, rotating keys). It
+ * is looked at no more than every IDB_APP_REGISTRY_MS, so a change is seen
+ * within that time (`immidb-admin maintenance` waits that long before it
+ * returns); an org that is not remembered is always read from the registry.
  */
 static int
 registry_fresh(struct idb_app *a)
 {
 	static const char sql_dv[] = "PRAGMA data_version";
 	sqlite3_stmt *st = NULL;
-	long long dv = -1;
+	struct timespec now;
+	long long dv = -1, ms;
 	char v[8];
 
+	/* Looked at most every IDB_APP_REGISTRY_MS: health is the hottest path. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	if (a->reg_seen >= 0 && ms - a->reg_checked_ms < IDB_APP_REGISTRY_MS && ms >= a->reg_checked_ms)
+		return 0;
+	a->reg_checked_ms = ms;
 	if (idb_db_cached(a->reg, sql_dv, &st) == IDB_OK && sqlite3_step(st) == SQLITE_ROW)
 		dv = sqlite3_column_int64(st, 0);
 	idb_db_done(st);
