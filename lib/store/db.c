@@ -254,6 +254,23 @@ idb_db_done(sqlite3_stmt *st)
 	sqlite3_finalize(st);
 }
 
+/* The transaction statements, prepared once per handle (they run on every request). */
+static const char sql_begin[] = "BEGIN", sql_begin_imm[] = "BEGIN IMMEDIATE", sql_commit[] = "COMMIT",
+                  sql_savepoint[] = "SAVEPOINT idb_tx", sql_release[] = "RELEASE idb_tx";
+
+static enum idb_err
+run(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (idb_db_cached(db, sql, &st) != IDB_OK)
+		return IDB_E_DB;
+	rc = sqlite3_step(st);
+	idb_db_done(st);
+	return rc == SQLITE_DONE ? IDB_OK : IDB_E_DB;
+}
+
 int
 idb_db_queue_hold(sqlite3 *db)
 {
@@ -293,7 +310,7 @@ idb_db_read_begin(sqlite3 *db)
 
 	if (i < 0 || tx[i].depth > 0 || tx[i].reading || !sqlite3_get_autocommit(db))
 		return IDB_OK;
-	if (idb_db_exec(db, "BEGIN") != IDB_OK)
+	if (run(db, sql_begin) != IDB_OK)
 		return IDB_E_DB;
 	tx[i].reading = 1;
 	return IDB_OK;
@@ -308,7 +325,7 @@ idb_db_read_end(sqlite3 *db)
 		return;
 	tx[i].reading = 0;
 	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		run(db, sql_commit);
 }
 
 enum idb_err
@@ -325,7 +342,7 @@ idb_db_begin(sqlite3 *db)
 		return IDB_E_DB; /* a transaction this table does not know of */
 	if (tx[i].depth == 0)
 		queue_enter(i);
-	e = idb_db_exec(db, tx[i].depth == 0 ? "BEGIN IMMEDIATE" : "SAVEPOINT idb_tx");
+	e = run(db, tx[i].depth == 0 ? sql_begin_imm : sql_savepoint);
 	if (e == IDB_OK)
 		tx[i].depth++;
 	else if (tx[i].depth == 0)
@@ -341,12 +358,12 @@ idb_db_commit(sqlite3 *db)
 	if (i < 0 || tx[i].depth <= tx[i].floor)
 		return IDB_OK;
 	if (tx[i].depth == 1) {
-		if (idb_db_exec(db, "COMMIT") != IDB_OK) {
+		if (run(db, sql_commit) != IDB_OK) {
 			idb_db_rollback(db);
 			return IDB_E_DB;
 		}
 		queue_leave(i);
-	} else if (idb_db_exec(db, "RELEASE idb_tx") != IDB_OK) {
+	} else if (run(db, sql_release) != IDB_OK) {
 		idb_db_rollback(db);
 		return IDB_E_DB;
 	}
