@@ -2,6 +2,8 @@
 /* Request helpers (client address, query, cookies, JSON) and responses. */
 #include "http/req.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -334,20 +336,121 @@ idb_resp_header(struct idb_resp *r, const char *name, const char *value)
 	return IDB_OK;
 }
 
+/*
+ * The response body straight from the cJSON tree into the body buffer, as
+ * cJSON_PrintUnformatted would write it, without its intermediate string
+ * and without printf/scanf for the integers every record carries.
+ */
+static enum idb_err
+json_string(struct idb_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s, *run = p;
+	enum idb_err e = idb_buf_add(b, "\"", 1);
+	char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+
+	for (; e == IDB_OK && *p != '\0'; p++) {
+		if (*p >= 0x20 && *p != '"' && *p != '\\')
+			continue;
+		if (p > run && (e = idb_buf_add(b, run, (size_t)(p - run))) != IDB_OK)
+			break;
+		run = p + 1;
+		switch (*p) {
+		case '"': e = idb_buf_add(b, "\\\"", 2); break;
+		case '\\': e = idb_buf_add(b, "\\\\", 2); break;
+		case '\b': e = idb_buf_add(b, "\\b", 2); break;
+		case '\f': e = idb_buf_add(b, "\\f", 2); break;
+		case '\n': e = idb_buf_add(b, "\\n", 2); break;
+		case '\r': e = idb_buf_add(b, "\\r", 2); break;
+		case '\t': e = idb_buf_add(b, "\\t", 2); break;
+		default:
+			esc[4] = hex[*p >> 4];
+			esc[5] = hex[*p & 15];
+			e = idb_buf_add(b, esc, 6);
+		}
+	}
+	if (e == IDB_OK && p > run)
+		e = idb_buf_add(b, run, (size_t)(p - run));
+	return e == IDB_OK ? idb_buf_add(b, "\"", 1) : e;
+}
+
+static enum idb_err
+json_number(struct idb_buf *b, double d)
+{
+	char tmp[32];
+	int n;
+
+	if (d != d || d > 1e308 || d < -1e308)
+		return idb_buf_addstr(b, "null"); /* NaN and infinities, as cJSON writes them */
+	if (d > -9007199254740992.0 && d < 9007199254740992.0 && d == (double)(long long)d) {
+		if (d < 0) {
+			if (idb_buf_add(b, "-", 1) != IDB_OK)
+				return IDB_E_TOOBIG;
+			return idb_buf_addu(b, (unsigned long long)(-(long long)d));
+		}
+		return idb_buf_addu(b, (unsigned long long)(long long)d);
+	}
+	n = snprintf(tmp, sizeof(tmp), "%1.15g", d);
+	if (n > 0 && (size_t)n < sizeof(tmp) && strtod(tmp, NULL) != d)
+		n = snprintf(tmp, sizeof(tmp), "%1.17g", d);
+	if (n <= 0 || (size_t)n >= sizeof(tmp))
+		return IDB_E_TOOBIG;
+	return idb_buf_add(b, tmp, (size_t)n);
+}
+
+static enum idb_err
+json_write(struct idb_buf *b, const cJSON *j, int depth)
+{
+	const cJSON *c;
+	enum idb_err e;
+	int first = 1;
+
+	if (depth > 64)
+		return IDB_E_TOOBIG;
+	if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+		int obj = cJSON_IsObject(j);
+
+		if ((e = idb_buf_add(b, obj ? "{" : "[", 1)) != IDB_OK)
+			return e;
+		for (c = j->child; c != NULL; c = c->next) {
+			if (!first && (e = idb_buf_add(b, ",", 1)) != IDB_OK)
+				return e;
+			first = 0;
+			if (obj && ((e = json_string(b, c->string ? c->string : "")) != IDB_OK ||
+			            (e = idb_buf_add(b, ":", 1)) != IDB_OK))
+				return e;
+			if ((e = json_write(b, c, depth + 1)) != IDB_OK)
+				return e;
+		}
+		return idb_buf_add(b, obj ? "}" : "]", 1);
+	}
+	if (cJSON_IsString(j))
+		return json_string(b, j->valuestring ? j->valuestring : "");
+	if (cJSON_IsNumber(j))
+		return json_number(b, j->valuedouble);
+	if (cJSON_IsTrue(j))
+		return idb_buf_addstr(b, "true");
+	if (cJSON_IsFalse(j))
+		return idb_buf_addstr(b, "false");
+	if (cJSON_IsRaw(j))
+		return idb_buf_addstr(b, j->valuestring ? j->valuestring : "");
+	return idb_buf_addstr(b, "null");
+}
+
 enum idb_err
 idb_resp_json(struct idb_resp *r, int status, const cJSON *j)
 {
-	char *text = cJSON_PrintUnformatted(j);
 	enum idb_err e;
 
-	if (text == NULL)
+	if (j == NULL)
 		return IDB_E_NOMEM;
 	idb_buf_reset(&r->body);
-	e = idb_buf_addstr(&r->body, text);
-	cJSON_free(text);
-	if (e == IDB_OK)
-		r->status = status;
-	return e;
+	if ((e = json_write(&r->body, j, 0)) != IDB_OK) {
+		idb_buf_reset(&r->body);
+		return e;
+	}
+	r->status = status;
+	return IDB_OK;
 }
 
 void

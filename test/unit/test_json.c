@@ -816,6 +816,52 @@ error_replaces_an_earlier_body(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+
+/* The response writer writes exactly what cJSON_PrintUnformatted would. */
+static void
+resp_json_matches_cjson_print(void **state)
+{
+	static const char *const docs[] = {
+	    "{}", "[]", "{\"a\":1,\"b\":-2,\"c\":0,\"d\":2147483647,\"e\":-2147483648}",
+	    "{\"f\":0.1,\"g\":1.5e300,\"h\":-3.25,\"i\":123456789012345678901234567890}",
+	    "{\"s\":\"quote \\\" backslash \\\\ slash / tab \\t nl \\n cr \\r bs \\b ff \\f nul-ish \\u0001 \\u001f\"}",
+	    "{\"u\":\"\\u00e9t\\u00e9 \\u2014 \\ud83d\\ude00\",\"t\":true,\"f\":false,\"n\":null}",
+	    "[[1,[2,[3,{\"x\":[]}]]],{\"\\\"k\":\"v\"}]",
+	    "{\"items\":[{\"id\":\"c_1\",\"version\":3,\"a_number\":{\"set\":true}}],\"next_cursor\":null}",
+	};
+	struct idb_resp r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		cJSON *j = cJSON_Parse(docs[i]);
+		char *want;
+
+		assert_non_null(j);
+		want = cJSON_PrintUnformatted(j);
+		assert_non_null(want);
+		idb_resp_init(&r);
+		assert_int_equal(idb_resp_json(&r, 200, j), IDB_OK);
+		assert_int_equal(r.status, 200);
+		assert_non_null(r.body.data);
+		assert_string_equal(r.body.data, want);
+		idb_resp_free(&r);
+		cJSON_free(want);
+		cJSON_Delete(j);
+	}
+	/* Past int, cJSON rounds integers to 15 digits; the writer keeps them exact. */
+	{
+		cJSON *j = cJSON_Parse("[9007199254740991,-9007199254740991,4294967296]");
+
+		assert_non_null(j);
+		idb_resp_init(&r);
+		assert_int_equal(idb_resp_json(&r, 200, j), IDB_OK);
+		assert_string_equal(r.body.data, "[9007199254740991,-9007199254740991,4294967296]");
+		idb_resp_free(&r);
+		cJSON_Delete(j);
+	}
+}
+
 int
 main(void)
 {
@@ -863,6 +909,7 @@ main(void)
 		T(error_internal_causes_do_not_leak_details),
 		T(error_with_ok_becomes_internal),
 		T(error_replaces_an_earlier_body),
+		T(resp_json_matches_cjson_print),
 	};
 
 	return cmocka_run_group_tests_name("json", tests, NULL, NULL);
