@@ -86,17 +86,10 @@ role_bit(const char *role)
 static enum idb_err
 field_key_current(struct idb_ctx *x)
 {
-	static const char sql[] = "SELECT version FROM key_state WHERE purpose = 'field'";
-	sqlite3_stmt *st = NULL;
-	enum idb_err e;
+	unsigned v;
 
-	if ((e = idb_db_cached(x->oh->db, sql, &st)) != IDB_OK)
-		return IDB_E_UNAVAILABLE;
-	e = sqlite3_step(st) == SQLITE_ROW && (unsigned)sqlite3_column_int64(st, 0) == x->oh->keys->field_version
-	        ? IDB_OK
-	        : IDB_E_UNAVAILABLE;
-	idb_db_done(st);
-	return e;
+	return idb_org_field_version(x->oh->db, &v) == IDB_OK && v == x->oh->keys->field_version ? IDB_OK
+	                                                                                       : IDB_E_UNAVAILABLE;
 }
 
 /* The org and its open database, at the right schema. */

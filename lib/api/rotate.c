@@ -174,7 +174,6 @@ out:
 	return e;
 }
 
-static const char sql_state_get[] = "SELECT version FROM key_state WHERE purpose = 'field'";
 static const char sql_state_set[] = "UPDATE key_state SET version = ? WHERE purpose = 'field'";
 
 /* Step 2: every value under the new field key, and key_state, in one transaction. */
@@ -186,20 +185,17 @@ rotate_fields(sqlite3 *db, const struct idb_org *o, const struct idb_org_keys *f
 	sqlite3_stmt *st = NULL;
 	char detail[96];
 	size_t i, n = sensitive_columns(cols);
+	unsigned now;
 	enum idb_err e;
 
 	if ((e = idb_db_begin(db)) != IDB_OK)
 		return e;
 	/* Under the write lock: the version the values are under now. */
-	if (sqlite3_prepare_v2(db, sql_state_get, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW ||
-	    (unsigned)sqlite3_column_int64(st, 0) != from->field_version) {
-		sqlite3_finalize(st);
+	if (idb_org_field_version(db, &now) != IDB_OK || now != from->field_version) {
 		idb_db_rollback(db);
 		snprintf(err, errlen, "the field key version changed underneath; run it again");
 		return IDB_E_CONFLICT;
 	}
-	sqlite3_finalize(st);
-	st = NULL;
 	for (i = 0; i < n && e == IDB_OK; i++)
 		if ((e = reencrypt_column(db, o->id, &cols[i], from, to, count)) != IDB_OK)
 			snprintf(err, errlen, "%s.%s: %s", cols[i].table, cols[i].column, idb_err_str(e));

@@ -24,20 +24,6 @@ schema_cookie(sqlite3 *db)
 	return v;
 }
 
-static const char sql_field[] = "SELECT version FROM key_state WHERE purpose = 'field'";
-
-static unsigned
-field_version(sqlite3 *db)
-{
-	sqlite3_stmt *st = NULL;
-	unsigned v = 0;
-
-	if (idb_db_cached(db, sql_field, &st) == IDB_OK && sqlite3_step(st) == SQLITE_ROW)
-		v = (unsigned)sqlite3_column_int64(st, 0);
-	idb_db_done(st);
-	return v;
-}
-
 enum idb_err
 idb_cache_init(struct idb_cache *c, size_t max)
 {
@@ -112,6 +98,7 @@ open_slot(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const 
 {
 	char path[IDB_PATH_MAX];
 	struct stat before, after;
+	unsigned fv;
 	enum idb_err e;
 
 	memset(h, 0, sizeof(*h));
@@ -134,7 +121,7 @@ open_slot(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const 
 	/* A field-key rotation that committed between reading key_state and the
 	 * cookie would leave this handle with the old key and no way to notice:
 	 * confirm the version now that the cookie is taken. */
-	if (field_version(h->db) != h->keys->field_version) {
+	if (idb_org_field_version(h->db, &fv) != IDB_OK || fv != h->keys->field_version) {
 		e = IDB_E_UNAVAILABLE;
 		goto fail;
 	}

@@ -364,20 +364,19 @@ idb_org_open_file(sqlite3 *reg, const struct idb_master *m, const char *org_id, 
 	return e;
 }
 
-/* The field-key version the database records (1 before the key_state table existed). */
-static enum idb_err
-field_version(sqlite3 *db, unsigned *version)
+enum idb_err
+idb_org_field_version(sqlite3 *db, unsigned *version)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	*version = 1;
-	if (sqlite3_prepare_v2(db, sql_field_state, -1, &st, NULL) != SQLITE_OK)
-		return IDB_OK; /* no key_state yet: the schema is behind and nothing was rotated */
+	*version = 0;
+	if (idb_db_cached(db, sql_field_state, &st) != IDB_OK)
+		return IDB_E_NOT_FOUND; /* no key_state: a schema before org migration 0007 */
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*version = (unsigned)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	return rc == SQLITE_ROW ? IDB_OK : IDB_E_DB;
 }
 
@@ -425,7 +424,12 @@ idb_org_open_keys(const struct idb_conf *c, sqlite3 *reg, const struct idb_maste
 		e = check;
 		goto fail;
 	}
-	if ((e = field_version(*out, &k->field_version)) != IDB_OK ||
+	/* Before key_state existed nothing was rotated: the field key is version 1. */
+	if ((e = idb_org_field_version(*out, &k->field_version)) == IDB_E_NOT_FOUND) {
+		k->field_version = 1;
+		e = IDB_OK;
+	}
+	if (e != IDB_OK ||
 	    (e = idb_reg_org_key_at(reg, m, org_id, "field", k->field_version, k->field)) != IDB_OK)
 		goto fail;
 	return check;

@@ -79,6 +79,8 @@ enum idb_err idb_org_open(const struct idb_conf *, const char *org_id, const str
 #define IDB_DB_ANY_SCHEMA 0x100
 enum idb_err idb_org_open_keys(const struct idb_conf *, sqlite3 *reg, const struct idb_master *, const char *org_id,
                                int flags, sqlite3 **out, struct idb_org_keys *k);
+/* The field-key version an org database records (key_state); IDB_E_NOT_FOUND before migration 0007. */
+enum idb_err idb_org_field_version(sqlite3 *db, unsigned *version);
 /* Opens a copy of an org database at path (a backup) with the given database key version. */
 enum idb_err idb_org_open_file(sqlite3 *reg, const struct idb_master *, const char *org_id, const char *path,
                                unsigned db_version, int flags, sqlite3 **out);
