@@ -250,11 +250,11 @@ ref_exists(sqlite3 *db, const char *table, const char *id)
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+	if (idb_db_cached(db, q, &st) != IDB_OK)
 		return IDB_E_DB;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	if (rc == SQLITE_ROW)
 		return IDB_OK;
 	return rc == SQLITE_DONE ? IDB_E_NOT_FOUND : IDB_E_DB;
@@ -450,7 +450,7 @@ load(const struct idb_rec_env *env, const struct idb_resource *r, const char *id
 		return IDB_E_NOMEM;
 	if (!idb_id_valid(id, r->id_prefix))
 		return IDB_E_NOT_FOUND;
-	if (sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (idb_db_cached_text(env->db, sql, &st) != IDB_OK)
 		return IDB_E_DB;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -460,7 +460,7 @@ load(const struct idb_rec_env *env, const struct idb_resource *r, const char *id
 		e = (*out = idb_rec_row_json(r, st)) != NULL ? IDB_OK : IDB_E_NOMEM;
 	} else
 		e = rc == SQLITE_DONE ? IDB_E_NOT_FOUND : IDB_E_DB;
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	return e;
 }
 
@@ -487,11 +487,11 @@ fts_sync(const struct idb_rec_env *env, const struct idb_resource *r, long long 
 	idb_buf_addstr(&b, "DELETE FROM ");
 	idb_buf_addstr(&b, r->fts);
 	idb_buf_addstr(&b, " WHERE docid = ?");
-	if ((sql = sql_finish(env->arena, &b)) == NULL || sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if ((sql = sql_finish(env->arena, &b)) == NULL || idb_db_cached_text(env->db, sql, &st) != IDB_OK)
 		return IDB_E_DB;
 	sqlite3_bind_int64(st, 1, rid);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	if (rc != SQLITE_DONE)
 		return IDB_E_DB;
 	if (!reinsert)
@@ -513,12 +513,28 @@ fts_sync(const struct idb_rec_env *env, const struct idb_resource *r, long long 
 	idb_buf_addstr(&b, " FROM ");
 	idb_buf_addstr(&b, r->name);
 	idb_buf_addstr(&b, " WHERE rid = ?");
-	if ((sql = sql_finish(env->arena, &b)) == NULL || sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if ((sql = sql_finish(env->arena, &b)) == NULL || idb_db_cached_text(env->db, sql, &st) != IDB_OK)
 		return IDB_E_DB;
 	sqlite3_bind_int64(st, 1, rid);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	return rc == SQLITE_DONE ? IDB_OK : IDB_E_DB;
+}
+
+/* Whether a change set names a column of the search index: an update that
+ * changes none of them leaves the index as it is (an FTS4 delete and insert
+ * touch many pages, and most edits are to other fields). */
+static int
+fts_touched(const struct idb_resource *r, const cJSON *changes)
+{
+	const char *const *c;
+
+	if (r->fts == NULL)
+		return 0;
+	for (c = r->fts_cols; *c != NULL; c++)
+		if (cJSON_GetObjectItemCaseSensitive(changes, *c) != NULL)
+			return 1;
+	return 0;
 }
 
 /* ---- create, update, delete ------------------------------------------------ */
@@ -590,7 +606,7 @@ idb_rec_create(const struct idb_rec_env *env, const struct idb_resource *r, cons
 		e = IDB_E_NOMEM;
 		goto out;
 	}
-	if (sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (idb_db_cached_text(env->db, sql, &st) != IDB_OK) {
 		e = IDB_E_DB;
 		goto out;
 	}
@@ -609,7 +625,7 @@ idb_rec_create(const struct idb_rec_env *env, const struct idb_resource *r, cons
 	sqlite3_bind_text(st, pos++, env->actor.id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, pos++, env->actor.id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	st = NULL;
 	if (rc != SQLITE_DONE) {
 		e = rc == SQLITE_CONSTRAINT ? IDB_E_CONFLICT : IDB_E_DB;
@@ -635,7 +651,7 @@ idb_rec_create(const struct idb_rec_env *env, const struct idb_resource *r, cons
 	if (e == IDB_OK && (e = idb_chg_append(env->db, &env->actor, "create", r->name, id, changes)) == IDB_OK)
 		e = idb_db_commit(env->db);
 out:
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	cJSON_Delete(rec);
 	cJSON_Delete(changes);
 	if (e != IDB_OK)
@@ -692,7 +708,7 @@ idb_rec_update(const struct idb_rec_env *env, const struct idb_resource *r, cons
 		e = IDB_E_NOMEM;
 		goto out;
 	}
-	if (sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (idb_db_cached_text(env->db, sql, &st) != IDB_OK) {
 		e = IDB_E_DB;
 		goto out;
 	}
@@ -704,7 +720,7 @@ idb_rec_update(const struct idb_rec_env *env, const struct idb_resource *r, cons
 	sqlite3_bind_text(st, pos++, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, pos++, version);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	st = NULL;
 	if (rc != SQLITE_DONE) {
 		e = IDB_E_DB;
@@ -738,12 +754,12 @@ idb_rec_update(const struct idb_rec_env *env, const struct idb_resource *r, cons
 	 * sent is used up, so two concurrent PATCHes never both succeed), but
 	 * writes no change-log row: nothing changed. */
 	if (changes->child != NULL &&
-	    ((e = fts_sync(env, r, rid, 1)) != IDB_OK ||
+	    ((fts_touched(r, changes) && (e = fts_sync(env, r, rid, 1)) != IDB_OK) ||
 	     (e = idb_chg_append(env->db, &env->actor, "update", r->name, id, changes)) != IDB_OK))
 		goto out;
 	e = idb_db_commit(env->db);
 out:
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	cJSON_Delete(cur);
 	cJSON_Delete(next);
 	cJSON_Delete(changes);
@@ -776,7 +792,7 @@ idb_rec_delete(const struct idb_rec_env *env, const struct idb_resource *r, cons
 	idb_buf_addstr(&b, " SET deleted_at = ?, updated_at = ?, updated_by = ?, version = version + 1"
 	                   " WHERE id = ? AND deleted_at IS NULL");
 	if ((sql = sql_finish(env->arena, &b)) == NULL ||
-	    sqlite3_prepare_v2(env->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	    idb_db_cached_text(env->db, sql, &st) != IDB_OK) {
 		e = IDB_E_DB;
 		goto out;
 	}
@@ -799,7 +815,7 @@ idb_rec_delete(const struct idb_rec_env *env, const struct idb_resource *r, cons
 		goto out;
 	e = idb_db_commit(env->db);
 out:
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	cJSON_Delete(cur);
 	cJSON_Delete(changes);
 	if (e != IDB_OK)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "store/db.h"
 
 static const char sql_append[] =
     "INSERT INTO change_log (at, actor_kind, actor_id, actor_email, action, entity, entity_id, changes)"
@@ -24,7 +25,7 @@ idb_chg_append(sqlite3 *db, const struct idb_actor *a, const char *action, const
 	if ((text = cJSON_PrintUnformatted(changes)) == NULL)
 		return IDB_E_NOMEM;
 	idb_time_now(at);
-	if (sqlite3_prepare_v2(db, sql_append, -1, &st, NULL) != SQLITE_OK) {
+	if (idb_db_cached(db, sql_append, &st) != IDB_OK) {
 		cJSON_free(text);
 		return IDB_E_DB;
 	}
@@ -37,7 +38,7 @@ idb_chg_append(sqlite3 *db, const struct idb_actor *a, const char *action, const
 	sqlite3_bind_text(st, 7, entity_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 8, text, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	idb_db_done(st);
 	cJSON_free(text);
 	return rc == SQLITE_DONE ? IDB_OK : IDB_E_DB;
 }

@@ -59,23 +59,39 @@ idb_id_valid(const char *s, char prefix)
 	return 1;
 }
 
+/* Writes v as n decimal digits at p (v < 10^n). */
+static void
+digits(char *p, int n, long v)
+{
+	while (n-- > 0) {
+		p[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
 void
 idb_time_format(const struct timespec *ts, char out[IDB_TIME_LEN])
 {
 	struct tm tm;
-	size_t n;
-	long ms = ts->tv_nsec / 1000000;
 
-	gmtime_r(&ts->tv_sec, &tm);
-	n = strftime(out, IDB_TIME_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (n != 19) {
+	/* Digits by hand rather than strftime: this runs on every request. */
+	if (gmtime_r(&ts->tv_sec, &tm) == NULL || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
 		out[0] = '\0';
 		return;
 	}
+	digits(out, 4, tm.tm_year + 1900L);
+	out[4] = '-';
+	digits(out + 5, 2, tm.tm_mon + 1);
+	out[7] = '-';
+	digits(out + 8, 2, tm.tm_mday);
+	out[10] = 'T';
+	digits(out + 11, 2, tm.tm_hour);
+	out[13] = ':';
+	digits(out + 14, 2, tm.tm_min);
+	out[16] = ':';
+	digits(out + 17, 2, tm.tm_sec);
 	out[19] = '.';
-	out[20] = (char)('0' + ms / 100);
-	out[21] = (char)('0' + ms / 10 % 10);
-	out[22] = (char)('0' + ms % 10);
+	digits(out + 20, 3, ts->tv_nsec / 1000000);
 	out[23] = 'Z';
 	out[24] = '\0';
 }

@@ -96,13 +96,13 @@ static enum idb_err
 open_slot(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const struct idb_master *m,
           const char *org_id, struct idb_org_handle *h)
 {
-	char path[IDB_PATH_MAX];
 	struct stat before, after;
+	const char *path = h->path;
 	unsigned fv;
 	enum idb_err e;
 
 	memset(h, 0, sizeof(*h));
-	if ((e = idb_org_path(conf, org_id, path)) != IDB_OK)
+	if ((e = idb_org_path(conf, org_id, h->path)) != IDB_OK)
 		return e;
 	if ((h->keys = sodium_malloc(sizeof(*h->keys))) == NULL)
 		return IDB_E_NOMEM;
@@ -154,7 +154,6 @@ static enum idb_err
 cache_get(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const struct idb_master *m,
           const char *org_id, int read, struct idb_org_handle **out)
 {
-	char path[IDB_PATH_MAX];
 	struct stat st;
 	size_t i, lru = 0;
 	enum idb_err e;
@@ -163,7 +162,7 @@ cache_get(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const 
 	for (i = 0; i < c->n; i++) {
 		if (strcmp(c->v[i].org_id, org_id) != 0)
 			continue;
-		if (idb_org_path(conf, org_id, path) == IDB_OK && stat(path, &st) == 0 &&
+		if (stat(c->v[i].path, &st) == 0 &&
 		    st.st_ino == c->v[i].ino && st.st_dev == c->v[i].dev &&
 		    (!read || idb_db_read_begin(c->v[i].db) == IDB_OK) &&
 		    schema_cookie(c->v[i].db) == c->v[i].schema_cookie) {
@@ -174,8 +173,7 @@ cache_get(struct idb_cache *c, const struct idb_conf *conf, sqlite3 *reg, const 
 		idb_db_read_end(c->v[i].db);
 		/* The file was replaced or removed: park the old handle. Migrated
 		 * underneath (same file): close it normally and look again. */
-		if (idb_org_path(conf, org_id, path) == IDB_OK && stat(path, &st) == 0 &&
-		    st.st_ino == c->v[i].ino && st.st_dev == c->v[i].dev)
+		if (stat(c->v[i].path, &st) == 0 && st.st_ino == c->v[i].ino && st.st_dev == c->v[i].dev)
 			remove_at(c, i);
 		else
 			park_at(c, i);

@@ -16,6 +16,7 @@
 
 struct idb_org_handle {
 	char org_id[IDB_ID_LEN + 1];
+	char path[IDB_PATH_MAX]; /* the database file, looked at on every use */
 	sqlite3 *db;
 	struct idb_org_keys *keys; /* sodium_malloc'd; field key for sensitive fields */
 	dev_t dev;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/file.h>
@@ -115,7 +116,7 @@ idb_db_close(sqlite3 *db)
  */
 #define TX_HANDLES 4200 /* above org_cache's maximum of 4096 */
 
-#define STMT_CACHE 32 /* hot statements kept prepared per handle */
+#define STMT_CACHE 64 /* hot statements kept prepared per handle */
 
 static struct {
 	sqlite3 *db;
@@ -232,6 +233,49 @@ idb_db_cached(sqlite3 *db, const char *sql, sqlite3_stmt **out)
 	if (i >= 0 && free_k >= 0) {
 		tx[i].cache[free_k].sql = sql;
 		tx[i].cache[free_k].st = *out;
+	}
+	return IDB_OK;
+}
+
+/*
+ * SQL assembled at run time (from the resource tables) is interned: equal
+ * text gets one lasting pointer, so it is cached like a constant. Bounded:
+ * past INTERN_MAX distinct texts a statement is prepared on each use.
+ */
+#define INTERN_SLOTS 512
+#define INTERN_MAX 384
+static char *interned[INTERN_SLOTS];
+static size_t ninterned;
+
+static const char *
+intern(const char *sql)
+{
+	unsigned long h = 2166136261UL;
+	size_t i, len = strlen(sql);
+
+	for (i = 0; i < len; i++)
+		h = ((h ^ (unsigned char)sql[i]) * 16777619UL) & 0xffffffffUL;
+	for (i = h % INTERN_SLOTS; interned[i] != NULL; i = (i + 1) % INTERN_SLOTS)
+		if (strcmp(interned[i], sql) == 0)
+			return interned[i];
+	if (ninterned >= INTERN_MAX || (interned[i] = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(interned[i], sql, len + 1);
+	ninterned++;
+	return interned[i];
+}
+
+enum idb_err
+idb_db_cached_text(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+	const char *k = intern(sql);
+
+	if (k != NULL)
+		return idb_db_cached(db, k, out);
+	if (sqlite3_prepare_v2(db, sql, -1, out, NULL) != SQLITE_OK) {
+		sqlite3_finalize(*out);
+		*out = NULL;
+		return IDB_E_DB;
 	}
 	return IDB_OK;
 }

@@ -50,6 +50,8 @@ int idb_db_depth(sqlite3 *);
  */
 enum idb_err idb_db_cached(sqlite3 *, const char *sql, sqlite3_stmt **out);
 void idb_db_done(sqlite3_stmt *);
+/* idb_db_cached for SQL text built at run time (equal text, one statement). */
+enum idb_err idb_db_cached_text(sqlite3 *, const char *sql, sqlite3_stmt **out);
 /* Drops the transaction state (and cached statements) of a handle. */
 void idb_db_forget(sqlite3 *);
 /* Copies a text column into dst (at most size-1 bytes, NUL-terminated; "" for NULL). */

@@ -2256,6 +2256,13 @@ search_matches_word_prefixes_case_insensitively_and_a_number_last_four(void **st
 	cJSON_Delete(sok(&a, "PATCH", F("/clients/%s", c2), "{\"version\":1,\"family_name\":\"Smithson\"}", 200));
 	LIST_EMPTY(&a, "/clients?q=smithers");
 	LIST_IS(&a, "/clients?q=smithso", c2);
+	/* An edit of other fields leaves the index entry as it is, and the record findable. */
+	cJSON_Delete(sok(&a, "PATCH", F("/clients/%s", c2), "{\"version\":2,\"phone\":\"+1 202 555 0100\"}", 200));
+	LIST_IS(&a, "/clients?q=smithso", c2);
+	LIST_IS(&a, "/clients?q=waylon", c2);
+	cJSON_Delete(sok(&a, "PATCH", F("/clients/%s", c2), "{\"version\":3,\"other_names\":\"Wendell\"}", 200));
+	LIST_EMPTY(&a, "/clients?q=waylon");
+	LIST_IS(&a, "/clients?q=wendell%20smithson", c2);
 	assert_null(sok(&a, "DELETE", F("/clients/%s", c3), NULL, 204));
 	LIST_EMPTY(&a, "/clients?q=1234");
 	LIST_EMPTY(&a, "/clients?q=zorblatt");

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cjson/cJSON.h>
 
 #include "auth/users.h"
@@ -723,6 +724,43 @@ time_format_is_rfc3339_utc_with_milliseconds(void **state)
 	ts.tv_nsec = 1000000;
 	idb_time_format(&ts, out);
 	assert_string_equal(out, "1970-01-01T00:00:00.001Z");
+	ts.tv_sec = 951782400; /* a leap day */
+	ts.tv_nsec = 0;
+	idb_time_format(&ts, out);
+	assert_string_equal(out, "2000-02-29T00:00:00.000Z");
+	ts.tv_sec = 253402300799; /* the last second with four year digits */
+	idb_time_format(&ts, out);
+	assert_string_equal(out, "9999-12-31T23:59:59.000Z");
+	ts.tv_sec = 253402300800;
+	idb_time_format(&ts, out);
+	assert_string_equal(out, "");
+}
+
+/* The digits written by hand agree with strftime over many instants. */
+static void
+time_format_agrees_with_strftime(void **state)
+{
+	struct timespec ts;
+	struct tm tm;
+	char out[IDB_TIME_LEN], want[40];
+	uint64_t x = 88172645463325252ULL;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		ts.tv_sec = (time_t)(x % 253402300800ULL);
+		ts.tv_nsec = (long)(x % 1000000000ULL);
+		idb_time_format(&ts, out);
+		assert_non_null(gmtime_r(&ts.tv_sec, &tm));
+		assert_int_equal(strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm), 19);
+		assert_int_equal(strlen(out), 24);
+		assert_memory_equal(out, want, 19);
+		assert_int_equal(out[20] - '0', (int)(ts.tv_nsec / 100000000));
+		assert_int_equal(out[22] - '0', (int)(ts.tv_nsec / 1000000 % 10));
+	}
 }
 
 static void
@@ -1074,6 +1112,7 @@ main(void)
 		cmocka_unit_test(id_new_makes_valid_distinct_ids),
 		cmocka_unit_test(id_valid_refuses_malformed_ids),
 		cmocka_unit_test(time_format_is_rfc3339_utc_with_milliseconds),
+		cmocka_unit_test(time_format_agrees_with_strftime),
 		cmocka_unit_test(time_now_has_the_same_shape),
 		cmocka_unit_test(hex_writes_lowercase_pairs),
 		cmocka_unit_test(every_error_has_a_code_status_and_messages),
