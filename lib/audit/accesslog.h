@@ -45,7 +45,13 @@ struct idb_log_filter {
 	int limit;                                /* 0: no limit */
 };
 
-/* Calls fn with each entry as the JSON object of storage.md (freed after fn). */
+/*
+ * Calls fn with each entry that passes f as the JSON object of storage.md
+ * (freed after fn), in seq order (newest first if asked), at most f->limit.
+ * A filter on an actor kind other than user, or on an action other than
+ * record.read and record.list, reads its partial index (sql/org/0008); any
+ * other walks the table by seq from the cursor.
+ */
 enum idb_err idb_log_each(sqlite3 *, const struct idb_log_filter *, void (*fn)(cJSON *, long long seq, void *),
                           void *arg);
 

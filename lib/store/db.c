@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/cipher.h"
+
 /*
  * Waiting for the write lock. SQLite's own timeout sleeps in growing steps
  * (up to 100 ms), so under contention a request may sleep long after the lock
@@ -43,6 +45,8 @@ idb_db_open(const char *path, const unsigned char key[IDB_KEY_LEN], int flags, s
 	int oflags, rc, created;
 
 	*out = NULL;
+	/* Before the first key is set: connections copy the provider then. */
+	idb_cipher_install();
 	created = stat(path, &st) != 0;
 	if (created && !(flags & IDB_DB_CREATE))
 		return IDB_E_NOT_FOUND;
