@@ -14,15 +14,16 @@
 # Environment:
 #   BENCH_SECONDS      length of each measured wrk run (default 10)
 #   BENCH_ROUNDS       measured rounds; each round runs every endpoint once,
-#                      the baseline first (default 2: baseline, health,
-#                      baseline, health)
+#                      the baseline first, the commit rate last (default 3)
 #   BENCH_WARMUP       seconds of unmeasured load per endpoint first (default 2)
 #   BENCH_THREADS      wrk threads (default 2)
 #   BENCH_CONNECTIONS  wrk connections (default 32)
 #   BENCH_CLIENTS      clients created for the case-data endpoints (default
 #                      200, and at least 4 x BENCH_CONNECTIONS + BENCH_THREADS
 #                      so that each PATCH thread owns 4 x its connections)
-#   BENCH_WORKERS      immidb-fcgi workers (default 2, one per CPU here)
+#   BENCH_WORKERS      immidb-fcgi workers (default 2 per CPU, as docs/operations.md
+#                      recommends: a logged request waits for its commit, and
+#                      with one worker per CPU the CPUs idle during each fsync)
 #   BENCH_KEEP=1       keep the temporary folder (configs, logs, raw wrk output)
 #
 # Everything runs in a fresh temporary folder with its own data, socket and
@@ -39,12 +40,12 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_ARG=${1:-$ROOT/build}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-2}
 THREADS=${BENCH_THREADS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 NCLIENTS=${BENCH_CLIENTS:-200}
-WORKERS=${BENCH_WORKERS:-2}
+WORKERS=${BENCH_WORKERS:-$((2 * $(nproc)))}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -322,6 +323,7 @@ PY
 RESULTS=$DIR/results
 : >"$RESULTS"
 RUN=0
+ROUND=0
 WARMING=0
 
 # Convert a wrk duration (e.g. 812.00us, 1.25ms, 2.01s, 1.00m) to ms.
@@ -374,7 +376,7 @@ bench_endpoint() {
         say "$(printf 'warm-up %-12s %10.1f req/s%s' "$name" "$rps" "$note")"
         return 0
     fi
-    printf '%s %s %s %s %s\n' "$name" "$rps" "$p50" "$p99" "$errs" >>"$RESULTS"
+    printf '%s %s %s %s %s %s\n' "$name" "$rps" "$p50" "$p99" "$errs" "$ROUND" >>"$RESULTS"
     say "$(printf '%-12s %10.1f req/s  p50 %7.3f ms  p99 %7.3f ms%s' "$name" "$rps" "$p50" "$p99" "$note")"
 }
 
@@ -408,7 +410,7 @@ bench_commit() {
     COMMIT_PID=''
     rate=$(awk '$1 == "commits/s" { print $2 }' "$out")
     [ -n "$rate" ] || { cat "$out" >&2; die "could not read immidb-bench-commit output"; }
-    printf '%s\n' "$rate" >>"$COMMITS"
+    printf '%s %s\n' "$rate" "$ROUND" >>"$COMMITS"
     say "$(printf '%-12s %10.1f commits/s (SQLCipher, WAL, synchronous=FULL, one row per transaction)' commit "$rate")"
 }
 
@@ -446,43 +448,62 @@ bench_round
 SECONDS_PER_RUN=$SAVED_SECONDS WARMING=0
 
 say "measuring: $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency, alternating endpoints"
-for ((r = 1; r <= ROUNDS; r++)); do
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     bench_round
 done
+ROUND=0
 
 login_burst
 
 # ---- report ----------------------------------------------------------------
 #
-# Each endpoint is reported by its best run: highest req/s, lowest p50 and
-# lowest p99, each over its rounds. Baseline and ImmiDB run alternately under
-# the same conditions, and the best of several runs is the figure least
-# disturbed by whatever else the machine did (wrk itself shares the CPUs),
-# so the ratios compare the two stacks rather than the noise. The raw runs
-# are printed above. ratio_health is req/s against ImmiDB's own health
-# endpoint. The commit rate is likewise the best of its runs (one per round),
-# which makes the PATCH target the stricter.
+# The table gives each endpoint's best run: highest req/s, lowest p50 and
+# lowest p99, each over its rounds (the raw runs are printed above). The
+# targets that compare two rates are judged on paired ratios instead: within
+# each round the two rates are measured minutes apart at most (health just
+# before session, the commit rate at the end of the round), so their ratio is
+# taken per round and the median over the rounds is the verdict. This
+# machine's speed drifts by 20 % and more between rounds (other tenants of
+# the host); the best of each endpoint taken separately mixes rounds, and the
+# ratio of two maxima then measures the drift as much as the code. The per
+# round ratios are printed, so the spread is visible. ratio_health in the
+# table is req/s against ImmiDB's own health endpoint, best against best.
 
 COMMIT_RATE=$(awk 'NR == 1 || $1 + 0 > best + 0 { best = $1 } END { print best }' "$COMMITS")
-COMMIT_RUNS=$(paste -sd ' ' "$COMMITS")
+COMMIT_RUNS=$(awk '{ print $1 }' "$COMMITS" | paste -sd ' ')
 PATCH_COUNTS=$(awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] != "clients") n[kv[1]] += kv[2] } }
     END { printf "200=%d 409=%d other=%d skipped=%d", n["200"], n["409"], n["other"], n["skipped"] }' "$PATCH_STATUSES")
 PATCH_409=$(sed -n 's/.* 409=\([0-9]*\).*/\1/p' <<<"$PATCH_COUNTS")
 PATCH_OTHER=$(sed -n 's/.* other=\([0-9]*\).*/\1/p' <<<"$PATCH_COUNTS")
 
 echo
-printf 'machine: %s CPUs; %s immidb-fcgi workers; wrk -t%s -c%s -d%ss --latency; best of %s rounds\n' \
+printf 'machine: %s CPUs; %s immidb-fcgi workers; wrk -t%s -c%s -d%ss --latency; %s rounds\n' \
     "$(nproc)" "$WORKERS" "$THREADS" "$CONNECTIONS" "$SECONDS_PER_RUN" "$ROUNDS"
 printf 'case data: %s clients made through the API; client_get reads one, client_list ?limit=50, client_patch writes all (%s per wrk thread)\n' \
     "$NCLIENTS" "$((NCLIENTS / THREADS))"
-awk -v commit="$COMMIT_RATE" -v p409="${PATCH_409:-0}" -v pother="${PATCH_OTHER:-0}" '
-    !($1 in rps) { order[++n] = $1; rps[$1] = $2; p50[$1] = $3; p99[$1] = $4; errs[$1] = $5; next }
+awk -v best_commit="$COMMIT_RATE" -v p409="${PATCH_409:-0}" -v pother="${PATCH_OTHER:-0}" -v rounds="$ROUNDS" '
+    # First file: the commit rate of each round. Second: "name rps p50 p99 errors round".
+    FNR == NR { commit[$2] = $1; next }
     {
+        r = $6; at[$1, r] = $2
+        if (!($1 in rps)) { order[++n] = $1; rps[$1] = $2; p50[$1] = $3; p99[$1] = $4; errs[$1] = $5; next }
         if ($2 + 0 > rps[$1] + 0) rps[$1] = $2
         if ($3 + 0 < p50[$1] + 0) p50[$1] = $3
         if ($4 + 0 < p99[$1] + 0) p99[$1] = $4
         errs[$1] += $5
     }
+    # The median over the rounds of a/b (b a name, or "commit"); the list of them in ratios.
+    function paired(a, b,    i, k, m, v, t, vals) {
+        m = 0; ratios = ""
+        for (i = 1; i <= rounds; i++) {
+            t = (b == "commit") ? commit[i] : at[b, i]
+            if ((a, i) in at && t + 0 > 0) { v = at[a, i] / t; vals[++m] = v; ratios = ratios sprintf(" %.3f", v) }
+        }
+        for (i = 2; i <= m; i++) { v = vals[i]; for (k = i - 1; k >= 1 && vals[k] > v; k--) vals[k + 1] = vals[k]; vals[k + 1] = v }
+        if (m == 0) return 0
+        return (m % 2) ? vals[(m + 1) / 2] : (vals[m / 2] + vals[m / 2 + 1]) / 2
+    }
+    function verdict(ok, r, min) { return (ok && r >= min) ? "PASS" : "MISS" }
     END {
         printf "%-12s %10s %8s %8s %9s %9s %12s\n", "name", "req/s", "p50_ms", "p99_ms", "ratio_rps", "ratio_p99", "ratio_health"
         brps = rps["baseline"]; bp99 = p99["baseline"]; hrps = rps["health"]
@@ -494,33 +515,33 @@ awk -v commit="$COMMIT_RATE" -v p409="${PATCH_409:-0}" -v pother="${PATCH_OTHER:
             printf "%-12s %10.1f %8.3f %8.3f %9s %9s %12s%s\n", k, rps[k], p50[k], p99[k], rr, rp, rh, \
                 (errs[k] > 0) ? "   (" errs[k] " errors)" : ""
         }
-        printf "%-12s %10.1f commits/s  (immidb-bench-commit, best run)\n", "commit", commit
+        printf "%-12s %10.1f commits/s  (immidb-bench-commit, best run)\n", "commit", best_commit
         print ""
+        print "targets: rates as the median over the rounds of the ratio within each round (the ratios per round in brackets)"
         ok = (errs["health"] == 0)
-        v = (ok && rps["health"] >= 0.9 * brps) ? "PASS" : "MISS"
-        printf "target health rps >= 0.9 x baseline: %s\n", v
+        r = paired("health", "baseline")
+        printf "target health rps >= 0.9 x baseline: %s (%.3f; [%s ])\n", verdict(ok, r, 0.9), r, ratios
         v = (ok && p99["health"] <= 2 * bp99) ? "PASS" : "MISS"
-        printf "target health p99 <= 2 x baseline p99: %s\n", v
+        printf "target health p99 <= 2 x baseline p99 (best runs): %s\n", v
         if (!ok) print "(health answered errors, so its figures do not count)"
-        okS = (errs["session"] == 0)
-        v = (okS && rps["session"] >= 0.8 * rps["health"]) ? "PASS" : "MISS"
-        printf "target session rps >= 0.8 x health (%.3f): %s\n", (rps["health"] > 0) ? rps["session"] / rps["health"] : 0, v
+        r = paired("session", "health")
+        printf "target session rps >= 0.8 x health: %s (%.3f; [%s ])\n", verdict(errs["session"] == 0, r, 0.8), r, ratios
         v = (errs["session_during_logins"] == 0 && p99["session_during_logins"] <= 50) ? "PASS" : "MISS"
         printf "target p99 of session reads during a login burst <= 50 ms (%.3f ms): %s\n", p99["session_during_logins"], v
-        r = (hrps > 0) ? rps["client_get"] / hrps : 0
-        v = (errs["client_get"] == 0 && r >= 0.5) ? "PASS" : "MISS"
-        printf "target client_get rps >= 0.5 x health: %s (%.3f)\n", v, r
-        r = (commit > 0) ? rps["client_get"] / commit : 0
-        v = (errs["client_get"] == 0 && r >= 0.8) ? "PASS" : "MISS"
-        printf "target client_get (a logged read: one access-log commit each) rps >= 0.8 x commit rate: %s (%.3f)\n", v, r
-        printf "the same read over 8 orgs at once (get_8orgs): %.1f req/s = %.3f x commit rate\n", rps["get_8orgs"], (commit > 0) ? rps["get_8orgs"] / commit : 0
-        r = (commit > 0) ? rps["client_patch"] / commit : 0
-        v = (errs["client_patch"] == 0 && p409 == 0 && pother == 0 && r >= 0.7) ? "PASS" : "MISS"
-        printf "target client_patch rps >= 0.7 x commit rate (%.1f commits/s): %s (%.3f)\n", commit, v, r
+        r = paired("client_get", "health")
+        printf "target client_get rps >= 0.5 x health: %s (%.3f; [%s ])\n", verdict(errs["client_get"] == 0, r, 0.5), r, ratios
+        r = paired("client_get", "commit")
+        printf "target client_get (a logged read: one access-log commit each) rps >= 0.8 x commit rate: %s (%.3f; [%s ])\n", \
+            verdict(errs["client_get"] == 0, r, 0.8), r, ratios
+        r = paired("get_8orgs", "commit")
+        printf "the same read over 8 orgs at once (get_8orgs): %.3f x commit rate ([%s ])\n", r, ratios
+        r = paired("client_patch", "commit")
+        printf "target client_patch rps >= 0.7 x commit rate: %s (%.3f; [%s ])\n", \
+            verdict(errs["client_patch"] == 0 && p409 == 0 && pother == 0, r, 0.7), r, ratios
         if (errs["client_list"] > 0 || errs["client_get"] > 0 || errs["client_patch"] > 0)
             print "(a case-data endpoint had errors: non-2xx answers, or socket errors such as the 2 s timeout of wrk; see the raw runs; its target does not count)"
     }
-' "$RESULTS"
+' "$COMMITS" "$RESULTS"
 printf 'logins/s (one at a time, Argon2id opslimit=2 memlimit=64 MiB, libsodium INTERACTIVE): %s\n' "${LOGINS_PER_S:-?}"
 printf 'commit rate runs (commits/s, one per round, %ss each; SQLCipher raw key, WAL, synchronous=FULL, one row per BEGIN IMMEDIATE/INSERT/COMMIT): %s\n' \
     "$SECONDS_PER_RUN" "$COMMIT_RUNS"
