@@ -21,9 +21,10 @@
 #   BENCH_CLIENTS      clients created for the case-data endpoints (default
 #                      200, and at least 4 x BENCH_CONNECTIONS + BENCH_THREADS
 #                      so that each PATCH thread owns 4 x its connections)
-#   BENCH_WORKERS      immidb-fcgi workers (default 2 per CPU, as docs/operations.md
-#                      recommends: a logged request waits for its commit, and
-#                      with one worker per CPU the CPUs idle during each fsync)
+#   BENCH_WORKERS      immidb-fcgi workers, and as many baseline processes
+#                      (default 2 per CPU, as docs/operations.md recommends: a
+#                      logged request waits for its commit, and with one worker
+#                      per CPU the CPUs idle during each fsync)
 #   BENCH_KEEP=1       keep the temporary folder (configs, logs, raw wrk output)
 #
 # Everything runs in a fresh temporary folder with its own data, socket and
@@ -154,7 +155,8 @@ chmod 0600 "$CONF"
 "$BUILD/immidb-fcgi" --config "$CONF" >"$DIR/fcgi.log" 2>&1 &
 FCGI_PID=$!
 
-"$BUILD/immidb-bench-baseline" "$DIR/baseline.sock" 2 >"$DIR/baseline.log" 2>&1 &
+# As many baseline processes as ImmiDB workers: the same pool against the same nginx.
+"$BUILD/immidb-bench-baseline" "$DIR/baseline.sock" "$WORKERS" >"$DIR/baseline.log" 2>&1 &
 BASELINE_PID=$!
 
 # ---- nginx, generated from nginx.conf.example ------------------------------
