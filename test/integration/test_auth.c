@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "checks.h"
+#include "client.h"
 #include "harness.h"
 #include "api/api.h"
 #include "crypto/pw.h"
@@ -36,29 +37,22 @@
 #include "store/registry.h"
 
 #define WORKERS 2
-#define OATHTOOL "/usr/bin/oathtool"
-#define PW "correct horse battery staple"
 #define PW2 "another quite long passphrase"
 #define IDLE_DEFAULT_S (30 * 60)
 #define ABSOLUTE_S (12 * 60 * 60)
 #define THROTTLE_WINDOW_S (15 * 60)
 #define NOW_SQL "CAST(strftime('%s', 'now') AS INTEGER)"
 
-static struct h_env env;
-
-/* A client's view of one session: where it speaks from and what it holds. */
-struct sess {
-	char slug[48];
-	char ip[64];
-	char token[128];
-	char csrf[256];
-	char user_id[64];
-};
+struct h_env env;
 
 static int
 setup(void **state)
 {
 	(void)state;
+	client_opts.error_type = 1;
+	client_opts.error_message = 1;
+	client_opts.empty_204 = 1;
+	client_opts.token_shape = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (sodium_init() < 0)
 		return -1;
@@ -91,139 +85,9 @@ rep(char c, size_t n)
 	return p;
 }
 
-static cJSON *
-jparse(const struct h_resp *r)
-{
-	cJSON *j = cJSON_Parse(r->body);
-
-	if (j == NULL)
-		fail_msg("not JSON (status %ld): %.300s", r->status, r->body);
-	return j;
-}
-
-static const cJSON *
-jobj(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsObject(v))
-		fail_msg("\"%s\" is not an object", k);
-	return v;
-}
-
-/* Asserts the status (showing the body otherwise) and Cache-Control: no-store. */
-static void
-want(const struct h_resp *r, long status)
-{
-	char cc[64];
-
-	if (r->status != status)
-		fail_msg("expected %ld, got %ld: %.400s", status, r->status, r->body);
-	assert_int_equal(h_header(r, "Cache-Control", cc, sizeof(cc)), 0);
-	assert_string_equal(cc, "no-store");
-}
-
-/* Asserts the api.md error shape with the given status and code. */
-static void
-assert_error(const struct h_resp *r, long status, const char *code)
-{
-	const cJSON *err;
-	cJSON *j;
-	char cc[64];
-
-	want(r, status);
-	assert_int_equal(h_header(r, "Content-Type", cc, sizeof(cc)), 0);
-	assert_string_equal(cc, "application/json; charset=utf-8");
-	j = jparse(r);
-	err = jobj(j, "error");
-	if (strcmp(jstr(err, "code"), code) != 0)
-		fail_msg("expected code %s, got %s: %.300s", code, jstr(err, "code"), r->body);
-	(void)jstr(err, "message");
-	cJSON_Delete(j);
-}
-
-/* assert_error, then frees the response. */
-static void
-werr(struct h_resp *r, long status, const char *code)
-{
-	assert_error(r, status, code);
-	h_resp_free(r);
-}
-
-/* 422 validation_failed naming field in "fields"; frees the response. */
-static void
-wfield(struct h_resp *r, const char *field)
-{
-	const cJSON *fields;
-	cJSON *j;
-
-	assert_error(r, 422, "validation_failed");
-	j = jparse(r);
-	fields = jobj(jobj(j, "error"), "fields");
-	if (cJSON_GetObjectItemCaseSensitive(fields, field) == NULL)
-		fail_msg("fields has no \"%s\": %.300s", field, r->body);
-	cJSON_Delete(j);
-	h_resp_free(r);
-}
-
-/* Asserts the status, returns the parsed body (NULL for 204) and frees the response. */
-static cJSON *
-wjson(struct h_resp *r, long status)
-{
-	cJSON *j = NULL;
-
-	want(r, status);
-	if (status == 204)
-		assert_int_equal(r->len, 0);
-	else
-		j = jparse(r);
-	h_resp_free(r);
-	return j;
-}
-
 /* --- requests ------------------------------------------------------ */
 
-/*
- * One request as a client at ip (NULL: no X-Forwarded-For, i.e. loopback),
- * with a session token (NULL: no cookie) and a CSRF header (NULL: none; ""
- * an empty header).
- */
-static void
-raw(const char *method, const char *path, const char *ip, const char *token, const char *csrf, const char *body,
-    struct h_resp *r)
-{
-	char xff[128], cookie[256], xcsrf[512];
-	const char *hdr[4];
-	int n = 0;
-
-	if (ip != NULL) {
-		snprintf(xff, sizeof(xff), "X-Forwarded-For: %s", ip);
-		hdr[n++] = xff;
-	}
-	if (token != NULL) {
-		snprintf(cookie, sizeof(cookie), "Cookie: immidb_session=%s", token);
-		hdr[n++] = cookie;
-	}
-	if (csrf != NULL) {
-		if (*csrf == '\0')
-			snprintf(xcsrf, sizeof(xcsrf), "X-CSRF-Token;"); /* curl: an empty header */
-		else
-			snprintf(xcsrf, sizeof(xcsrf), "X-CSRF-Token: %s", csrf);
-		hdr[n++] = xcsrf;
-	}
-	hdr[n] = NULL;
-	assert_int_equal(h_http(&env, method, path, hdr, body, body ? strlen(body) : 0, r), 0);
-}
-
-/* A request as session s to /api/v1/orgs/<slug><sub>, with its CSRF token on all but GET. */
-static void
-sreq(const struct sess *s, const char *method, const char *sub, const char *body, struct h_resp *r)
-{
-	raw(method, F("/api/v1/orgs/%s%s", s->slug, sub), s->ip, s->token, strcmp(method, "GET") ? s->csrf : NULL,
-	    body, r);
-}
-
-/* The same with an explicit CSRF header (NULL: none). */
+/* sreq with an explicit CSRF header (NULL: none). */
 static void
 sreq_csrf(const struct sess *s, const char *method, const char *sub, const char *csrf, const char *body,
           struct h_resp *r)
@@ -231,130 +95,15 @@ sreq_csrf(const struct sess *s, const char *method, const char *sub, const char 
 	raw(method, F("/api/v1/orgs/%s%s", s->slug, sub), s->ip, s->token, csrf, body, r);
 }
 
-/* sreq expecting an error. */
-static void
-serr(const struct sess *s, const char *method, const char *sub, const char *body, long status, const char *code)
-{
-	struct h_resp r;
-
-	sreq(s, method, sub, body, &r);
-	werr(&r, status, code);
-}
-
-/* sreq expecting success; the parsed body (NULL for 204), to be deleted by the caller. */
-static cJSON *
-sok(const struct sess *s, const char *method, const char *sub, const char *body, long status)
-{
-	struct h_resp r;
-
-	sreq(s, method, sub, body, &r);
-	return wjson(&r, status);
-}
-
-/*
- * The random part of a session token: api.md fixes 256 random bits and
- * nothing else, so a token may carry a non-secret prefix ending in '.'
- * (the implementation names the org there: "o_<hex>.<43 characters>").
- */
-static const char *
-tok_rand(const char *token)
-{
-	const char *dot = strrchr(token, '.');
-
-	return dot ? dot + 1 : token;
-}
-
-/* The token of "Set-Cookie: immidb_session=<token>; ...", checked for shape. -1 if there is none. */
-static int
-take_cookie(const struct h_resp *r, char *token, size_t len)
-{
-	unsigned char raw32[64];
-	char sc[512];
-	size_t n, bin;
-	const char *p, *rnd;
-
-	if (h_header(r, "Set-Cookie", sc, sizeof(sc)) != 0)
-		return -1;
-	if (strncmp(sc, "immidb_session=", 15) != 0)
-		fail_msg("unexpected Set-Cookie: %s", sc);
-	p = sc + 15;
-	n = strcspn(p, ";");
-	assert_true(n < len);
-	memcpy(token, p, n);
-	token[n] = '\0';
-	/* 256 random bits, base64url without padding: 43 characters (after an optional "prefix."). */
-	rnd = tok_rand(token);
-	if (strlen(rnd) != 43)
-		fail_msg("session token's random part is %zu characters, not 43: %s", strlen(rnd), token);
-	for (p = token; *p; p++)
-		assert_true(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || (*p == '.' && p + 1 == rnd));
-	assert_int_equal(sodium_base642bin(raw32, sizeof(raw32), rnd, 43, NULL, &bin, NULL,
-	                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-	                 0);
-	assert_int_equal(bin, 32);
-	return 0;
-}
-
-/* POST .../session from ip; fills s on 200 (its cookie, CSRF token, user id). The response stays in r. */
-static void
-post_login(const char *slug, const char *ip, const char *email, const char *pw, struct sess *s, struct h_resp *r)
-{
-	const cJSON *u;
-	cJSON *j;
-
-	raw("POST", F("/api/v1/orgs/%s/session", slug), ip, NULL, NULL,
-	    F("{\"email\":\"%s\",\"password\":\"%s\"}", email, pw), r);
-	memset(s, 0, sizeof(*s));
-	snprintf(s->slug, sizeof(s->slug), "%s", slug);
-	snprintf(s->ip, sizeof(s->ip), "%s", ip);
-	if (r->status != 200)
-		return;
-	if (take_cookie(r, s->token, sizeof(s->token)) != 0)
-		fail_msg("login answered 200 without a session cookie");
-	j = jparse(r);
-	snprintf(s->csrf, sizeof(s->csrf), "%s", jstr(j, "csrf_token"));
-	u = cJSON_GetObjectItemCaseSensitive(j, "user");
-	if (cJSON_IsObject(u))
-		snprintf(s->user_id, sizeof(s->user_id), "%s", jstr(u, "id"));
-	cJSON_Delete(j);
-}
-
-/* A complete login (no second factor). */
-static void
-login(const char *slug, const char *ip, const char *email, const char *pw, struct sess *s)
-{
-	struct h_resp r;
-	cJSON *j;
-
-	post_login(slug, ip, email, pw, s, &r);
-	j = wjson(&r, 200);
-	assert_false(jbool(j, "mfa_required"));
-	cJSON_Delete(j);
-}
-
 /* A login that stops at the second factor. */
 static void
 login_pending(const char *slug, const char *ip, const char *email, const char *pw, struct sess *s)
 {
-	struct h_resp r;
-	cJSON *j;
+	cJSON *j = login_body(slug, ip, email, pw, s);
 
-	post_login(slug, ip, email, pw, s, &r);
-	j = wjson(&r, 200);
 	assert_true(jbool(j, "mfa_required"));
 	assert_true(strlen(s->csrf) > 0);
 	cJSON_Delete(j);
-}
-
-/* A login that must fail with status/code. */
-static void
-login_err(const char *slug, const char *ip, const char *email, const char *pw, long status, const char *code)
-{
-	struct h_resp r;
-	struct sess s;
-
-	post_login(slug, ip, email, pw, &s, &r);
-	werr(&r, status, code);
 }
 
 /* POST .../session/mfa on the pending session p with body; on 200 s becomes the new full session. */
@@ -370,7 +119,7 @@ mfa_step(const struct sess *p, const char *body, struct sess *s, struct h_resp *
 	if (take_cookie(r, s->token, sizeof(s->token)) != 0)
 		fail_msg("session/mfa answered 200 without a new session cookie");
 	assert_string_not_equal(s->token, p->token); /* a new token: no session fixation */
-	j = jparse(r);
+	j = jparse_text(r->body, r->status);
 	snprintf(s->csrf, sizeof(s->csrf), "%s", jstr(j, "csrf_token"));
 	snprintf(s->user_id, sizeof(s->user_id), "%s", jstr(jobj(j, "user"), "id"));
 	assert_true(jbool(jobj(j, "user"), "mfa_enabled"));
@@ -404,35 +153,6 @@ login_mfa_bad(const char *slug, const char *ip, const char *email, const char *p
 
 /* --- organizations and users through immidb-admin ------------------ */
 
-static void
-org_new(const char *slug)
-{
-	char out[4096], err[4096];
-	int rc = h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "org", "create", "--slug", slug, "--name",
-	                 F("%s LLP", slug), NULL);
-
-	if (rc != 0)
-		fail_msg("org create %s: %d %s", slug, rc, err);
-}
-
-/* Adds a user with password pw; their id into id (may be NULL). */
-static void
-user_new(const char *slug, const char *email, const char *role, const char *pw, char *id, size_t idlen)
-{
-	char out[4096], err[4096];
-	int rc = h_admin(&env, F("%s\n", pw), out, sizeof(out), err, sizeof(err), "user", "add", "--org", slug,
-	                 "--email", email, "--name", F("Name of %s", email), "--role", role, "--password-stdin", NULL);
-
-	if (rc != 0)
-		fail_msg("user add %s: %d %s", email, rc, err);
-	out[strcspn(out, "\r\n")] = '\0';
-	assert_true(strlen(out) > 0);
-	if (id != NULL) {
-		assert_true(strlen(out) < idlen);
-		memcpy(id, out, strlen(out) + 1);
-	}
-}
-
 /* immidb-admin org settings --org slug <opt> <val>; its exit status. */
 static int
 org_set(const char *slug, const char *opt, const char *val)
@@ -444,60 +164,6 @@ org_set(const char *slug, const char *opt, const char *val)
 }
 
 /* --- the org database, from the test's side ------------------------ */
-
-/* Unwraps an org's keys, as an operator holding the master key could; its file path into path. */
-static void
-org_keys(const char *slug, struct idb_org_keys *k, char path[IDB_PATH_MAX])
-{
-	struct idb_master *m = NULL;
-	struct idb_conf conf;
-	struct idb_org o;
-	char err[512];
-	sqlite3 *reg = NULL;
-
-	assert_int_equal(idb_conf_open(&conf, env.conf, NULL, err, sizeof(err)), IDB_OK);
-	assert_int_equal(idb_key_master_load(conf.master_key_file, &m), IDB_OK);
-	assert_int_equal(idb_reg_open(&conf, m, 0, &reg), IDB_OK);
-	assert_int_equal(idb_reg_org_find(reg, slug, &o), IDB_OK);
-	assert_int_equal(idb_reg_org_keys(reg, m, o.id, k), IDB_OK);
-	assert_int_equal(idb_org_path(&conf, o.id, path), IDB_OK);
-	idb_db_close(reg);
-	idb_key_master_free(m);
-}
-
-/* The org's database, opened read-write; the caller closes it. */
-static sqlite3 *
-org_db(const char *slug)
-{
-	char path[IDB_PATH_MAX];
-	struct idb_org_keys k;
-	sqlite3 *db = NULL;
-
-	org_keys(slug, &k, path);
-	assert_int_equal(idb_db_open(path, k.db, 0, &db), IDB_OK);
-	idb_org_keys_wipe(&k);
-	return db;
-}
-
-/* One integer from a fixed query with up to two text parameters (NULL: not bound). */
-static long long
-q_ll(sqlite3 *db, const char *sql, const char *a, const char *b)
-{
-	sqlite3_stmt *st = NULL;
-	long long v;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db));
-	if (a != NULL)
-		sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
-	if (b != NULL)
-		sqlite3_bind_text(st, 2, b, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) != SQLITE_ROW)
-		fail_msg("no row for %s", sql);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
 
 /* One text value (copied into out, "" for NULL) from a fixed query with one text parameter. */
 static void
@@ -593,99 +259,7 @@ sess_update(const char *slug, const char *token, const char *sql, long long a, l
 	idb_db_close(db);
 }
 
-/* Fails if any text or blob cell of any table of db contains needle. */
-static void
-db_has_no(sqlite3 *db, const char *needle)
-{
-	sqlite3_stmt *tables = NULL, *st;
-	const void *cell;
-	char *sql;
-	int i, n;
-
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'", -1, &tables,
-	                                    NULL),
-	                 SQLITE_OK);
-	while (sqlite3_step(tables) == SQLITE_ROW) {
-		sql = sqlite3_mprintf("SELECT * FROM \"%w\"", (const char *)sqlite3_column_text(tables, 0));
-		assert_non_null(sql);
-		st = NULL;
-		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-		while (sqlite3_step(st) == SQLITE_ROW)
-			for (i = 0; i < sqlite3_column_count(st); i++) {
-				if (sqlite3_column_type(st, i) != SQLITE_TEXT && sqlite3_column_type(st, i) != SQLITE_BLOB)
-					continue;
-				cell = sqlite3_column_blob(st, i);
-				n = sqlite3_column_bytes(st, i);
-				if (cell != NULL && h_contains(cell, (size_t)n, needle))
-					fail_msg("table %s holds '%s' in clear", sqlite3_column_text(tables, 0), needle);
-			}
-		sqlite3_finalize(st);
-		sqlite3_free(sql);
-	}
-	sqlite3_finalize(tables);
-}
-
-/* Fails if the org's database file (or its WAL) contains needle in its bytes. */
-static void
-file_has_no(const char *slug, const char *needle)
-{
-	static const char *suffix[] = {"", "-wal"};
-	char path[IDB_PATH_MAX], p[IDB_PATH_MAX + 8];
-	struct idb_org_keys k;
-	size_t len, i;
-	char *bytes;
-
-	org_keys(slug, &k, path);
-	idb_org_keys_wipe(&k);
-	for (i = 0; i < 2; i++) {
-		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-		if ((bytes = h_slurp(p, &len)) == NULL)
-			continue;
-		if (h_contains(bytes, len, needle))
-			fail_msg("%s contains '%s'", p, needle);
-		free(bytes);
-	}
-}
-
 /* --- TOTP through oathtool ----------------------------------------- */
-
-/* The code of the step `steps` away from now, computed by oathtool. */
-static void
-totp(const char *secret, int steps, char code[16])
-{
-	char when[64], out[256], err[256];
-	int rc;
-
-	if (steps == 0)
-		rc = h_run(NULL, out, sizeof(out), err, sizeof(err), OATHTOOL, "--totp", "-b", secret, NULL);
-	else {
-		snprintf(when, sizeof(when), "now %c %d seconds", steps < 0 ? '-' : '+', abs(steps) * 30);
-		rc = h_run(NULL, out, sizeof(out), err, sizeof(err), OATHTOOL, "--totp", "-b", "-N", when, secret,
-		           NULL);
-	}
-	if (rc != 0)
-		fail_msg("oathtool: %d %s", rc, err);
-	out[strcspn(out, "\r\n")] = '\0';
-	assert_int_equal(strlen(out), 6);
-	memcpy(code, out, 7);
-}
-
-/* A 6-digit code that is none of the codes of steps -2..+2. */
-static void
-totp_wrong(const char *secret, char code[16])
-{
-	char near[5][16];
-	int i, v = 123456, clash;
-
-	for (i = 0; i < 5; i++)
-		totp(secret, i - 2, near[i]);
-	do {
-		snprintf(code, 16, "%06d", v);
-		v = (v + 111111) % 1000000;
-		for (clash = 0, i = 0; i < 5; i++)
-			clash |= strcmp(code, near[i]) == 0;
-	} while (clash);
-}
 
 /* Waits for the next 30-s step if fewer than need_s seconds remain of this one. */
 static void
@@ -770,7 +344,7 @@ login_sets_a_hardened_cookie_and_the_session_answers(void **state)
 
 	(void)state;
 	org_new("au-login");
-	user_new("au-login", "ada@login.test", "admin", PW, id, sizeof(id));
+	user_new_pw("au-login", "ada@login.test", "admin", PW, id, sizeof(id));
 	post_login("au-login", "198.18.0.1", "ada@login.test", PW, &s, &r);
 	want(&r, 200);
 	assert_int_equal(h_header(&r, "Set-Cookie", sc, sizeof(sc)), 0);
@@ -789,7 +363,7 @@ login_sets_a_hardened_cookie_and_the_session_answers(void **state)
 		fail_msg("Set-Cookie lacks Path=/api/, HttpOnly or SameSite=Strict: %s", sc);
 	if (secure)
 		fail_msg("Set-Cookie has Secure in the loopback development mode: %s", sc);
-	j = jparse(&r);
+	j = jparse_text(r.body, r.status);
 	assert_false(jbool(j, "mfa_required"));
 	assert_true(strlen(jstr(j, "csrf_token")) >= 16);
 	u = jobj(j, "user");
@@ -822,9 +396,9 @@ login_sets_a_hardened_cookie_and_the_session_answers(void **state)
 	serr(&s, "DELETE", "/session", NULL, 401, "unauthenticated");
 
 	db = org_db("au-login");
-	assert_true(q_ll(db, "SELECT count(*) FROM auth_events WHERE kind = 'login' AND user_id = ?1", id, NULL) >= 1);
-	assert_true(q_ll(db, "SELECT count(*) FROM auth_events WHERE kind = 'logout' AND user_id = ?1", id, NULL) >= 1);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM sessions WHERE user_id = ?1", id, NULL), 0);
+	assert_true(q_ll_bind(db, "SELECT count(*) FROM auth_events WHERE kind = 'login' AND user_id = ?1", id, NULL) >= 1);
+	assert_true(q_ll_bind(db, "SELECT count(*) FROM auth_events WHERE kind = 'logout' AND user_id = ?1", id, NULL) >= 1);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM sessions WHERE user_id = ?1", id, NULL), 0);
 	idb_db_close(db);
 }
 
@@ -832,16 +406,16 @@ static void
 session_bad_cookies_are_401_and_login_ignores_a_planted_one(void **state)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
-	char hex[2 * sizeof(h) + 1], flipped[128], planted[128];
-	struct h_resp r;
 	struct sess s, bad;
+	char hex[2 * sizeof(h) + 1], flipped[sizeof(s.token)], planted[128];
+	struct h_resp r;
 	const char *path = "/api/v1/orgs/au-cookie/session";
 	sqlite3 *db;
 
 	(void)state;
 	org_new("au-cookie");
-	user_new("au-cookie", "cy@cookie.test", "member", PW, NULL, 0);
-	login("au-cookie", "198.18.0.2", "cy@cookie.test", PW, &s);
+	user_new_pw("au-cookie", "cy@cookie.test", "member", PW, NULL, 0);
+	login_pw("au-cookie", "198.18.0.2", "cy@cookie.test", PW, &s);
 
 	raw("GET", path, s.ip, NULL, NULL, NULL, &r);
 	werr(&r, 401, "unauthenticated");
@@ -899,26 +473,26 @@ server_keeps_only_the_sha256_of_the_token(void **state)
 
 	(void)state;
 	org_new("au-hash");
-	user_new("au-hash", "hu@hash.test", "member", PW, id, sizeof(id));
-	login("au-hash", "198.18.0.3", "hu@hash.test", PW, &s);
+	user_new_pw("au-hash", "hu@hash.test", "member", PW, id, sizeof(id));
+	login_pw("au-hash", "198.18.0.3", "hu@hash.test", PW, &s);
 	db = org_db("au-hash");
 	sess_hash(db, s.token, h);
 	assert_int_equal(sess_rows(db, s.token, strlen(s.token)), 0);
 	assert_int_equal(sess_rows(db, tok_rand(s.token), strlen(tok_rand(s.token))), 0);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM sessions WHERE CAST(token_hash AS TEXT) = ?1", s.token, NULL),
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM sessions WHERE CAST(token_hash AS TEXT) = ?1", s.token, NULL),
 	                 0);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM sessions WHERE length(token_hash) <> 32", NULL, NULL), 0);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM sessions WHERE length(token_hash) <> 32", NULL, NULL), 0);
 	db_has_no(db, tok_rand(s.token));
 	db_has_no(db, PW);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM sessions WHERE user_id = ?1", id, NULL), 1);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM sessions WHERE user_id = ?1", id, NULL), 1);
 	q_text(db, "SELECT ip FROM sessions WHERE user_id = ?1", id, buf, sizeof(buf));
 	assert_string_equal(buf, "198.18.0.3");
 	q_text(db, "SELECT csrf_token FROM sessions WHERE user_id = ?1", id, buf, sizeof(buf));
 	assert_string_equal(buf, s.csrf);
-	assert_int_equal(q_ll(db, "SELECT mfa_pending FROM sessions WHERE user_id = ?1", id, NULL), 0);
-	assert_int_equal(q_ll(db, "SELECT expires_at - created_at FROM sessions WHERE user_id = ?1", id, NULL),
+	assert_int_equal(q_ll_bind(db, "SELECT mfa_pending FROM sessions WHERE user_id = ?1", id, NULL), 0);
+	assert_int_equal(q_ll_bind(db, "SELECT expires_at - created_at FROM sessions WHERE user_id = ?1", id, NULL),
 	                 ABSOLUTE_S);
-	assert_true(llabs(q_ll(db, "SELECT created_at FROM sessions WHERE user_id = ?1", id, NULL) -
+	assert_true(llabs(q_ll_bind(db, "SELECT created_at FROM sessions WHERE user_id = ?1", id, NULL) -
 	                  (long long)time(NULL)) < 60);
 	/* The password is stored as an Argon2id hash. */
 	q_text(db, "SELECT password_hash FROM users WHERE id = ?1", id, buf, sizeof(buf));
@@ -937,8 +511,8 @@ idle_sessions_expire_after_the_org_setting(void **state)
 
 	(void)state;
 	org_new("au-idle");
-	user_new("au-idle", "id@idle.test", "admin", PW, NULL, 0);
-	login("au-idle", "198.18.0.4", "id@idle.test", PW, &s);
+	user_new_pw("au-idle", "id@idle.test", "admin", PW, NULL, 0);
+	login_pw("au-idle", "198.18.0.4", "id@idle.test", PW, &s);
 	/* 29 minutes idle: still alive (and the use refreshes it). */
 	now = (long long)time(NULL);
 	sess_update("au-idle", s.token, "UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1",
@@ -952,7 +526,7 @@ idle_sessions_expire_after_the_org_setting(void **state)
 	serr(&s, "GET", "/users", NULL, 401, "unauthenticated");
 
 	/* The org's own idle limit applies: 5 minutes. */
-	login("au-idle", "198.18.0.4", "id@idle.test", PW, &a);
+	login_pw("au-idle", "198.18.0.4", "id@idle.test", PW, &a);
 	j = sok(&a, "GET", "/settings", NULL, 200);
 	assert_int_equal(jint(j, "session_idle_minutes"), 30);
 	v = jint(j, "version");
@@ -979,9 +553,9 @@ sessions_end_12_hours_after_login_however_busy(void **state)
 
 	(void)state;
 	org_new("au-abs");
-	user_new("au-abs", "ab@abs.test", "member", PW, NULL, 0);
-	login("au-abs", "198.18.0.5", "ab@abs.test", PW, &s);
-	login("au-abs", "198.18.0.5", "ab@abs.test", PW, &t);
+	user_new_pw("au-abs", "ab@abs.test", "member", PW, NULL, 0);
+	login_pw("au-abs", "198.18.0.5", "ab@abs.test", PW, &s);
+	login_pw("au-abs", "198.18.0.5", "ab@abs.test", PW, &t);
 	/* Logged in 12 h - 1 min ago, used just now: alive. */
 	now = (long long)time(NULL);
 	sess_update("au-abs", s.token,
@@ -1023,9 +597,9 @@ csrf_bad_missing_wrong_or_foreign_token_is_403_and_changes_nothing(void **state)
 
 	(void)state;
 	org_new("au-csrf");
-	user_new("au-csrf", "cs@csrf.test", "admin", PW, id, sizeof(id));
-	login("au-csrf", "198.18.0.6", "cs@csrf.test", PW, &s);
-	login("au-csrf", "198.18.0.6", "cs@csrf.test", PW, &other);
+	user_new_pw("au-csrf", "cs@csrf.test", "admin", PW, id, sizeof(id));
+	login_pw("au-csrf", "198.18.0.6", "cs@csrf.test", PW, &s);
+	login_pw("au-csrf", "198.18.0.6", "cs@csrf.test", PW, &other);
 	assert_string_not_equal(s.csrf, other.csrf);
 	snprintf(longer, sizeof(longer), "%sx", s.csrf);
 	csrfs[0] = NULL;        /* missing */
@@ -1086,9 +660,9 @@ wrong_email_and_wrong_password_look_the_same(void **state)
 
 	(void)state;
 	org_new("au-same");
-	user_new("au-same", "sa@same.test", "member", PW, NULL, 0);
+	user_new_pw("au-same", "sa@same.test", "member", PW, NULL, 0);
 	/* Warm-up, so that the first Argon2id's allocation is not measured. */
-	login("au-same", "198.18.0.7", "sa@same.test", PW, &s);
+	login_pw("au-same", "198.18.0.7", "sa@same.test", PW, &s);
 	first[0] = '\0';
 	for (i = 0; i < 4; i++) {
 		t0 = h_now_ms();
@@ -1126,7 +700,7 @@ login_bad_bodies_are_rejected_before_any_check(void **state)
 
 	(void)state;
 	org_new("au-body");
-	user_new("au-body", "bo@body.test", "member", PW, NULL, 0);
+	user_new_pw("au-body", "bo@body.test", "member", PW, NULL, 0);
 	raw("POST", path, ip, NULL, NULL, "not json", &r);
 	werr(&r, 400, "invalid_json");
 	raw("POST", path, ip, NULL, NULL, "[\"bo@body.test\"]", &r);
@@ -1150,7 +724,7 @@ login_bad_bodies_are_rejected_before_any_check(void **state)
 	free(body);
 	wfield(&r, "password");
 	/* None of that locked anything: the user logs in from the same address. */
-	login("au-body", ip, "bo@body.test", PW, &s);
+	login_pw("au-body", ip, "bo@body.test", PW, &s);
 }
 
 static void
@@ -1163,7 +737,7 @@ needs_rehash_upgrades_a_weak_hash_on_login(void **state)
 
 	(void)state;
 	org_new("au-rehash");
-	user_new("au-rehash", "re@rehash.test", "member", PW, id, sizeof(id));
+	user_new_pw("au-rehash", "re@rehash.test", "member", PW, id, sizeof(id));
 	assert_int_equal(crypto_pwhash_str(weak, PW, strlen(PW), crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN),
 	                 0);
 	db = org_db("au-rehash");
@@ -1183,7 +757,7 @@ needs_rehash_upgrades_a_weak_hash_on_login(void **state)
 	assert_string_equal(now_hash, weak);
 
 	/* The right one logs in and leaves a hash at today's cost. */
-	login("au-rehash", "198.18.0.9", "re@rehash.test", PW, &s);
+	login_pw("au-rehash", "198.18.0.9", "re@rehash.test", PW, &s);
 	db = org_db("au-rehash");
 	q_text(db, "SELECT password_hash FROM users WHERE id = ?1", id, now_hash, sizeof(now_hash));
 	idb_db_close(db);
@@ -1191,7 +765,7 @@ needs_rehash_upgrades_a_weak_hash_on_login(void **state)
 	assert_int_equal(strncmp(now_hash, "$argon2id$", 10), 0);
 	assert_int_equal(crypto_pwhash_str_verify(now_hash, PW, strlen(PW)), 0);
 	assert_int_equal(crypto_pwhash_str_needs_rehash(now_hash, IDB_PW_OPSLIMIT, IDB_PW_MEMLIMIT), 0);
-	login("au-rehash", "198.18.0.9", "re@rehash.test", PW, &s);
+	login_pw("au-rehash", "198.18.0.9", "re@rehash.test", PW, &s);
 }
 
 static void
@@ -1201,15 +775,15 @@ password_change_ends_the_other_sessions(void **state)
 
 	(void)state;
 	org_new("au-pw");
-	user_new("au-pw", "pw@pw.test", "member", PW, NULL, 0);
-	login("au-pw", "198.18.0.28", "pw@pw.test", PW, &s1);
-	login("au-pw", "198.18.0.28", "pw@pw.test", PW, &s2);
+	user_new_pw("au-pw", "pw@pw.test", "member", PW, NULL, 0);
+	login_pw("au-pw", "198.18.0.28", "pw@pw.test", PW, &s1);
+	login_pw("au-pw", "198.18.0.28", "pw@pw.test", PW, &s2);
 	assert_null(sok(&s1, "POST", "/me/password",
 	                "{\"current_password\":\"" PW "\",\"new_password\":\"" PW2 "\"}", 204));
 	serr(&s2, "GET", "/session", NULL, 401, "unauthenticated");
 	cJSON_Delete(sok(&s1, "GET", "/session", NULL, 200));
 	login_err("au-pw", "198.18.0.28", "pw@pw.test", PW, 401, "invalid_credentials");
-	login("au-pw", "198.18.0.28", "pw@pw.test", PW2, &s3);
+	login_pw("au-pw", "198.18.0.28", "pw@pw.test", PW2, &s3);
 	cJSON_Delete(sok(&s1, "GET", "/session", NULL, 200));
 }
 
@@ -1222,9 +796,9 @@ password_change_bad_changes_nothing(void **state)
 
 	(void)state;
 	org_new("au-pwbad");
-	user_new("au-pwbad", "pb@pwbad.test", "readonly", PW, NULL, 0);
-	login("au-pwbad", "198.18.0.29", "pb@pwbad.test", PW, &s1);
-	login("au-pwbad", "198.18.0.29", "pb@pwbad.test", PW, &s2);
+	user_new_pw("au-pwbad", "pb@pwbad.test", "readonly", PW, NULL, 0);
+	login_pw("au-pwbad", "198.18.0.29", "pb@pwbad.test", PW, &s1);
+	login_pw("au-pwbad", "198.18.0.29", "pb@pwbad.test", PW, &s2);
 	serr(&s1, "POST", "/me/password", "{\"current_password\":\"not the password\",\"new_password\":\"" PW2 "\"}",
 	     401, "invalid_credentials");
 	sreq(&s1, "POST", "/me/password", "{\"current_password\":\"" PW "\",\"new_password\":\"elevenchars\"}", &r);
@@ -1247,7 +821,7 @@ password_change_bad_changes_nothing(void **state)
 	/* Nothing happened: the other session lives and the old password still works. */
 	cJSON_Delete(sok(&s2, "GET", "/session", NULL, 200));
 	cJSON_Delete(sok(&s1, "GET", "/session", NULL, 200));
-	login("au-pwbad", "198.18.0.29", "pb@pwbad.test", PW, &s2);
+	login_pw("au-pwbad", "198.18.0.29", "pb@pwbad.test", PW, &s2);
 }
 
 /* --- tests: throttling --------------------------------------------- */
@@ -1274,8 +848,8 @@ five_failures_lock_the_email_even_for_the_right_password(void **state)
 
 	(void)state;
 	org_new("au-lock");
-	user_new("au-lock", "vi@lock.test", "member", PW, NULL, 0);
-	user_new("au-lock", "by@lock.test", "member", PW, NULL, 0);
+	user_new_pw("au-lock", "vi@lock.test", "member", PW, NULL, 0);
+	user_new_pw("au-lock", "by@lock.test", "member", PW, NULL, 0);
 	for (i = 0; i < 5; i++)
 		login_err("au-lock", "198.18.0.10", "vi@lock.test", F("wrong password %d", i), 401, "invalid_credentials");
 	/* The sixth attempt, with the right password. */
@@ -1291,23 +865,23 @@ five_failures_lock_the_email_even_for_the_right_password(void **state)
 	h_resp_free(&r);
 	login_err("au-lock", "198.18.0.11", "VI@Lock.Test", PW, 429, "too_many_requests");
 	/* Another user from the same address is not. */
-	login("au-lock", "198.18.0.10", "by@lock.test", PW, &s);
+	login_pw("au-lock", "198.18.0.10", "by@lock.test", PW, &s);
 
 	now = (long long)time(NULL);
 	db = org_db("au-lock");
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM lockouts WHERE kind = 'email' AND subject = ?1", "vi@lock.test",
-	                      NULL),
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM lockouts WHERE kind = 'email' AND subject = ?1", "vi@lock.test",
+	                           NULL),
 	                 1);
-	assert_true(q_ll(db, "SELECT until FROM lockouts WHERE kind = 'email' AND subject = ?1", "vi@lock.test", NULL) >
-	            now);
-	assert_true(q_ll(db, "SELECT until FROM lockouts WHERE kind = 'email' AND subject = ?1", "vi@lock.test", NULL) <=
-	            now + THROTTLE_WINDOW_S + 5);
-	assert_true(q_ll(db, "SELECT count(*) FROM auth_events WHERE kind = 'lockout'", NULL, NULL) >= 1);
-	assert_true(q_ll(db, "SELECT count(*) FROM auth_events WHERE kind = 'login_failed' AND email = ?1",
-	                 "vi@lock.test", NULL) >= 5);
-	assert_true(q_ll(db, "SELECT count(*) FROM login_attempts WHERE ok = 0 AND email = ?1", "vi@lock.test", NULL) >=
+	assert_true(q_ll_bind(db, "SELECT until FROM lockouts WHERE kind = 'email' AND subject = ?1", "vi@lock.test",
+	                      NULL) > now);
+	assert_true(q_ll_bind(db, "SELECT until FROM lockouts WHERE kind = 'email' AND subject = ?1", "vi@lock.test",
+	                      NULL) <= now + THROTTLE_WINDOW_S + 5);
+	assert_true(q_ll_bind(db, "SELECT count(*) FROM auth_events WHERE kind = 'lockout'", NULL, NULL) >= 1);
+	assert_true(q_ll_bind(db, "SELECT count(*) FROM auth_events WHERE kind = 'login_failed' AND email = ?1",
+	                      "vi@lock.test", NULL) >= 5);
+	assert_true(q_ll_bind(db, "SELECT count(*) FROM login_attempts WHERE ok = 0 AND email = ?1", "vi@lock.test", NULL) >=
 	            5);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM lockouts WHERE kind = 'ip'", NULL, NULL), 0);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM lockouts WHERE kind = 'ip'", NULL, NULL), 0);
 	idb_db_close(db);
 }
 
@@ -1321,7 +895,7 @@ twenty_failures_from_one_address_lock_the_address(void **state)
 
 	(void)state;
 	org_new("au-iplock");
-	user_new("au-iplock", "ip@iplock.test", "member", PW, NULL, 0);
+	user_new_pw("au-iplock", "ip@iplock.test", "member", PW, NULL, 0);
 	/* 20 failures spread over 20 emails: no email reaches its own limit. */
 	for (i = 0; i < 20; i++)
 		login_err("au-iplock", "198.18.0.12", F("nobody%02d@iplock.test", i), PW, 401, "invalid_credentials");
@@ -1330,14 +904,14 @@ twenty_failures_from_one_address_lock_the_address(void **state)
 	assert_retry_after(&r);
 	h_resp_free(&r);
 	/* The same user from another address gets in. */
-	login("au-iplock", "198.18.0.13", "ip@iplock.test", PW, &s);
+	login_pw("au-iplock", "198.18.0.13", "ip@iplock.test", PW, &s);
 	db = org_db("au-iplock");
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM lockouts WHERE kind = 'ip' AND subject = ?1", "198.18.0.12",
-	                      NULL),
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM lockouts WHERE kind = 'ip' AND subject = ?1", "198.18.0.12",
+	                           NULL),
 	                 1);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM lockouts WHERE kind = 'email'", NULL, NULL), 0);
-	assert_true(q_ll(db, "SELECT count(*) FROM auth_events WHERE kind = 'lockout' AND ip = ?1", "198.18.0.12",
-	                 NULL) >= 1);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM lockouts WHERE kind = 'email'", NULL, NULL), 0);
+	assert_true(q_ll_bind(db, "SELECT count(*) FROM auth_events WHERE kind = 'lockout' AND ip = ?1", "198.18.0.12",
+	                      NULL) >= 1);
 	idb_db_close(db);
 }
 
@@ -1352,8 +926,8 @@ wrong_mfa_codes_count_toward_the_email_throttle(void **state)
 
 	(void)state;
 	org_new("au-mfalock");
-	user_new("au-mfalock", "ml@mfalock.test", "member", PW, NULL, 0);
-	login("au-mfalock", "198.18.0.14", "ml@mfalock.test", PW, &s);
+	user_new_pw("au-mfalock", "ml@mfalock.test", "member", PW, NULL, 0);
+	login_pw("au-mfalock", "198.18.0.14", "ml@mfalock.test", PW, &s);
 	totp_enroll(&s, "ml@mfalock.test", secret);
 	step_guard(10);
 	totp(secret, -1, code);
@@ -1374,9 +948,9 @@ wrong_mfa_codes_count_toward_the_email_throttle(void **state)
 	/* nor can a new login with the right password. */
 	login_err("au-mfalock", "198.18.0.14", "ml@mfalock.test", PW, 429, "too_many_requests");
 	db = org_db("au-mfalock");
-	assert_true(q_ll(db, "SELECT count(*) FROM auth_events WHERE kind = 'mfa_failed'", NULL, NULL) >= 5);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM lockouts WHERE kind = 'email' AND subject = ?1",
-	                      "ml@mfalock.test", NULL),
+	assert_true(q_ll_bind(db, "SELECT count(*) FROM auth_events WHERE kind = 'mfa_failed'", NULL, NULL) >= 5);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM lockouts WHERE kind = 'email' AND subject = ?1",
+	                           "ml@mfalock.test", NULL),
 	                 1);
 	idb_db_close(db);
 }
@@ -1395,14 +969,14 @@ totp_enroll_confirm_and_log_in_with_a_second_factor(void **state)
 
 	(void)state;
 	org_new("au-totp");
-	user_new("au-totp", "to@totp.test", "admin", PW, NULL, 0);
-	login("au-totp", "198.18.0.15", "to@totp.test", PW, &s);
+	user_new_pw("au-totp", "to@totp.test", "admin", PW, NULL, 0);
+	login_pw("au-totp", "198.18.0.15", "to@totp.test", PW, &s);
 	totp_enroll(&s, "to@totp.test", secret);
 	/* Pending until confirmed: the user has no second factor yet. */
 	j = sok(&s, "GET", "/session", NULL, 200);
 	assert_false(jbool(jobj(j, "user"), "mfa_enabled"));
 	cJSON_Delete(j);
-	login("au-totp", "198.18.0.15", "to@totp.test", PW, &again);
+	login_pw("au-totp", "198.18.0.15", "to@totp.test", PW, &again);
 	/* -bad: a wrong code, or a malformed one, does not confirm. */
 	totp_wrong(secret, bad);
 	serr(&s, "POST", "/me/mfa/totp/confirm", F("{\"code\":\"%s\"}", bad), 401, "invalid_credentials");
@@ -1467,8 +1041,8 @@ totp_codes_more_than_one_step_away_are_refused(void **state)
 
 	(void)state;
 	org_new("au-window");
-	user_new("au-window", "wi@window.test", "member", PW, NULL, 0);
-	login("au-window", "198.18.0.16", "wi@window.test", PW, &s);
+	user_new_pw("au-window", "wi@window.test", "member", PW, NULL, 0);
+	login_pw("au-window", "198.18.0.16", "wi@window.test", PW, &s);
 	totp_enroll(&s, "wi@window.test", secret);
 	step_guard(10);
 	totp(secret, -1, prev);
@@ -1501,8 +1075,8 @@ totp_step_cannot_be_used_twice(void **state)
 
 	(void)state;
 	org_new("au-reuse");
-	user_new("au-reuse", "ru@reuse.test", "member", PW, NULL, 0);
-	login("au-reuse", "198.18.0.17", "ru@reuse.test", PW, &s);
+	user_new_pw("au-reuse", "ru@reuse.test", "member", PW, NULL, 0);
+	login_pw("au-reuse", "198.18.0.17", "ru@reuse.test", PW, &s);
 	totp_enroll(&s, "ru@reuse.test", secret);
 	step_guard(10);
 	totp(secret, -1, prev);
@@ -1531,8 +1105,8 @@ recovery_codes_work_once_each(void **state)
 
 	(void)state;
 	org_new("au-recover");
-	user_new("au-recover", "rc@recover.test", "member", PW, NULL, 0);
-	login("au-recover", "198.18.0.18", "rc@recover.test", PW, &s);
+	user_new_pw("au-recover", "rc@recover.test", "member", PW, NULL, 0);
+	login_pw("au-recover", "198.18.0.18", "rc@recover.test", PW, &s);
 	totp_enroll(&s, "rc@recover.test", secret);
 	totp(secret, 0, code);
 	totp_confirm(&s, code, codes);
@@ -1567,8 +1141,8 @@ totp_disable_needs_a_valid_code(void **state)
 
 	(void)state;
 	org_new("au-disable");
-	user_new("au-disable", "di@disable.test", "member", PW, NULL, 0);
-	login("au-disable", "198.18.0.19", "di@disable.test", PW, &s);
+	user_new_pw("au-disable", "di@disable.test", "member", PW, NULL, 0);
+	login_pw("au-disable", "198.18.0.19", "di@disable.test", PW, &s);
 	totp_enroll(&s, "di@disable.test", secret);
 	step_guard(10);
 	totp(secret, -1, prev);
@@ -1591,7 +1165,7 @@ totp_disable_needs_a_valid_code(void **state)
 	j = sok(&f, "GET", "/session", NULL, 200);
 	assert_false(jbool(jobj(j, "user"), "mfa_enabled"));
 	cJSON_Delete(j);
-	login("au-disable", "198.18.0.19", "di@disable.test", PW, &g);
+	login_pw("au-disable", "198.18.0.19", "di@disable.test", PW, &g);
 }
 
 static void
@@ -1603,10 +1177,10 @@ admin_resets_a_users_second_factor(void **state)
 
 	(void)state;
 	org_new("au-reset");
-	user_new("au-reset", "ad@reset.test", "admin", PW, aid, sizeof(aid));
-	user_new("au-reset", "me@reset.test", "member", PW, mid, sizeof(mid));
-	login("au-reset", "198.18.0.20", "ad@reset.test", PW, &a);
-	login("au-reset", "198.18.0.20", "me@reset.test", PW, &m);
+	user_new_pw("au-reset", "ad@reset.test", "admin", PW, aid, sizeof(aid));
+	user_new_pw("au-reset", "me@reset.test", "member", PW, mid, sizeof(mid));
+	login_pw("au-reset", "198.18.0.20", "ad@reset.test", PW, &a);
+	login_pw("au-reset", "198.18.0.20", "me@reset.test", PW, &m);
 	totp_enroll(&m, "me@reset.test", secret);
 	totp(secret, 0, code);
 	totp_confirm(&m, code, NULL);
@@ -1636,7 +1210,7 @@ admin_resets_a_users_second_factor(void **state)
 	cJSON_Delete(j);
 	/* The reset: the member logs in with the password alone. */
 	assert_null(sok(&a, "DELETE", F("/users/%s/mfa", mid), NULL, 204));
-	login("au-reset", "198.18.0.20", "me@reset.test", PW, &m2);
+	login_pw("au-reset", "198.18.0.20", "me@reset.test", PW, &m2);
 	j = sok(&m2, "GET", "/session", NULL, 200);
 	assert_false(jbool(jobj(j, "user"), "mfa_enabled"));
 	cJSON_Delete(j);
@@ -1653,10 +1227,10 @@ require_mfa_admits_only_enrollment_until_enrolled(void **state)
 
 	(void)state;
 	org_new("au-reqmfa");
-	user_new("au-reqmfa", "rq@reqmfa.test", "admin", PW, NULL, 0);
+	user_new_pw("au-reqmfa", "rq@reqmfa.test", "admin", PW, NULL, 0);
 	assert_int_equal(org_set("au-reqmfa", "--require-mfa", "on"), 0);
 	assert_int_not_equal(org_set("au-reqmfa", "--require-mfa", "maybe"), 0);
-	login("au-reqmfa", "198.18.0.21", "rq@reqmfa.test", PW, &s);
+	login_pw("au-reqmfa", "198.18.0.21", "rq@reqmfa.test", PW, &s);
 	j = sok(&s, "GET", "/session", NULL, 200);
 	assert_false(jbool(j, "mfa_required"));
 	cJSON_Delete(j);
@@ -1704,9 +1278,9 @@ ip_allowlist_admits_listed_v4_and_v6_and_refuses_the_rest(void **state)
 
 	(void)state;
 	org_new("au-ipallow");
-	user_new("au-ipallow", "ia@ipallow.test", "admin", PW, NULL, 0);
-	login("au-ipallow", "198.18.5.7", "ia@ipallow.test", PW, &in);
-	login("au-ipallow", "198.18.6.1", "ia@ipallow.test", PW, &out);
+	user_new_pw("au-ipallow", "ia@ipallow.test", "admin", PW, NULL, 0);
+	login_pw("au-ipallow", "198.18.5.7", "ia@ipallow.test", PW, &in);
+	login_pw("au-ipallow", "198.18.6.1", "ia@ipallow.test", PW, &out);
 	assert_int_equal(org_set("au-ipallow", "--ip-allowlist", "198.18.5.0/24, 2001:db8:77::/48"), 0);
 
 	/* -bad: outside, login included, and an existing session used from outside. */
@@ -1722,8 +1296,8 @@ ip_allowlist_admits_listed_v4_and_v6_and_refuses_the_rest(void **state)
 
 	/* Inside: IPv4 and IPv6. */
 	cJSON_Delete(sok(&in, "GET", "/session", NULL, 200));
-	login("au-ipallow", "198.18.5.200", "ia@ipallow.test", PW, &t);
-	login("au-ipallow", "2001:db8:77::9", "ia@ipallow.test", PW, &v6);
+	login_pw("au-ipallow", "198.18.5.200", "ia@ipallow.test", PW, &t);
+	login_pw("au-ipallow", "2001:db8:77::9", "ia@ipallow.test", PW, &v6);
 	j = sok(&v6, "GET", "/settings", NULL, 200);
 	list = jarr(j, "ip_allowlist");
 	assert_int_equal(cJSON_GetArraySize(list), 2);
@@ -1738,7 +1312,7 @@ ip_allowlist_admits_listed_v4_and_v6_and_refuses_the_rest(void **state)
 
 	/* Bare addresses are single hosts. */
 	assert_int_equal(org_set("au-ipallow", "--ip-allowlist", "2001:db8:99::5,198.18.5.7"), 0);
-	login("au-ipallow", "2001:db8:99::5", "ia@ipallow.test", PW, &t);
+	login_pw("au-ipallow", "2001:db8:99::5", "ia@ipallow.test", PW, &t);
 	cJSON_Delete(sok(&in, "GET", "/session", NULL, 200));
 	login_err("au-ipallow", "2001:db8:99::6", "ia@ipallow.test", PW, 403, "ip_not_allowed");
 	login_err("au-ipallow", "198.18.5.8", "ia@ipallow.test", PW, 403, "ip_not_allowed");
@@ -1746,7 +1320,7 @@ ip_allowlist_admits_listed_v4_and_v6_and_refuses_the_rest(void **state)
 
 	/* Cleared: everyone is back in. */
 	assert_int_equal(org_set("au-ipallow", "--ip-allowlist", ""), 0);
-	login("au-ipallow", "198.18.6.1", "ia@ipallow.test", PW, &t);
+	login_pw("au-ipallow", "198.18.6.1", "ia@ipallow.test", PW, &t);
 	cJSON_Delete(sok(&out, "GET", "/session", NULL, 200));
 	cJSON_Delete(sok(&v6, "GET", "/session", NULL, 200));
 }
@@ -1763,7 +1337,7 @@ ip_allowlist_cli_bad_input_changes_nothing(void **state)
 
 	(void)state;
 	org_new("au-ipcli");
-	user_new("au-ipcli", "ic@ipcli.test", "admin", PW, NULL, 0);
+	user_new_pw("au-ipcli", "ic@ipcli.test", "admin", PW, NULL, 0);
 	assert_int_equal(org_set("au-ipcli", "--ip-allowlist", "198.18.7.0/24"), 0);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (org_set("au-ipcli", "--ip-allowlist", bad[i]) != 1)
@@ -1778,7 +1352,7 @@ ip_allowlist_cli_bad_input_changes_nothing(void **state)
 	                         "--bogus", "1", NULL),
 	                 2);
 	/* Unchanged: the one good list. */
-	login("au-ipcli", "198.18.7.3", "ic@ipcli.test", PW, &s);
+	login_pw("au-ipcli", "198.18.7.3", "ic@ipcli.test", PW, &s);
 	j = sok(&s, "GET", "/settings", NULL, 200);
 	assert_int_equal(cJSON_GetArraySize(jarr(j, "ip_allowlist")), 1);
 	assert_string_equal(cJSON_GetArrayItem(jarr(j, "ip_allowlist"), 0)->valuestring, "198.18.7.0/24");
@@ -1798,8 +1372,8 @@ settings_read_and_patch_with_version(void **state)
 
 	(void)state;
 	org_new("au-settings");
-	user_new("au-settings", "se@settings.test", "admin", PW, NULL, 0);
-	login("au-settings", "198.18.0.22", "se@settings.test", PW, &s);
+	user_new_pw("au-settings", "se@settings.test", "admin", PW, NULL, 0);
+	login_pw("au-settings", "198.18.0.22", "se@settings.test", PW, &s);
 	j = sok(&s, "GET", "/settings", NULL, 200);
 	assert_string_equal(jstr(j, "name"), "au-settings LLP");
 	assert_false(jbool(j, "require_mfa"));
@@ -1878,8 +1452,8 @@ settings_patch_bad_is_422_or_would_lock_out_and_changes_nothing(void **state)
 
 	(void)state;
 	org_new("au-setbad");
-	user_new("au-setbad", "sb@setbad.test", "admin", PW, NULL, 0);
-	login("au-setbad", "198.18.0.23", "sb@setbad.test", PW, &s);
+	user_new_pw("au-setbad", "sb@setbad.test", "admin", PW, NULL, 0);
+	login_pw("au-setbad", "198.18.0.23", "sb@setbad.test", PW, &s);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		sreq(&s, "PATCH", "/settings", F("{\"version\":1,%s}", bad[i].patch), &r);
 		if (r.status != 422)
@@ -1896,7 +1470,7 @@ settings_patch_bad_is_422_or_would_lock_out_and_changes_nothing(void **state)
 	serr(&s, "PATCH", "/settings", "{\"version\":1,\"ip_allowlist\":[\"2001:db8::/32\"]}", 409, "would_lock_out");
 	serr(&s, "PATCH", "/settings", "{\"version\":1,\"ip_allowlist\":[\"198.18.0.24\"]}", 409, "would_lock_out");
 	/* ... and for an IPv6 caller. */
-	login("au-setbad", "2001:db8:23::5", "sb@setbad.test", PW, &v6);
+	login_pw("au-setbad", "2001:db8:23::5", "sb@setbad.test", PW, &v6);
 	serr(&v6, "PATCH", "/settings", "{\"version\":1,\"ip_allowlist\":[\"198.18.0.0/16\"]}", 409, "would_lock_out");
 	serr(&v6, "PATCH", "/settings", "{\"version\":1,\"ip_allowlist\":[\"2001:db8:24::/48\"]}", 409,
 	     "would_lock_out");
@@ -1961,8 +1535,8 @@ users_are_listed_created_and_updated_with_version(void **state)
 
 	(void)state;
 	org_new("au-users");
-	user_new("au-users", "ad@users.test", "admin", PW, id, sizeof(id));
-	login("au-users", "198.18.0.24", "ad@users.test", PW, &a);
+	user_new_pw("au-users", "ad@users.test", "admin", PW, id, sizeof(id));
+	login_pw("au-users", "198.18.0.24", "ad@users.test", PW, &a);
 	j = sok(&a, "GET", "/users", NULL, 200);
 	assert_int_equal(cJSON_GetArraySize(jarr(j, "items")), 1);
 	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "next_cursor")));
@@ -1975,7 +1549,7 @@ users_are_listed_created_and_updated_with_version(void **state)
 	want(&r, 201);
 	assert_null(strstr(r.body, "twelve-chars"));
 	assert_null(strstr(r.body, "argon2"));
-	j = jparse(&r);
+	j = jparse_text(r.body, r.status);
 	h_resp_free(&r);
 	assert_user(j, "bea@users.test", "member", 1);
 	assert_string_equal(jstr(j, "name"), "Bea");
@@ -1994,7 +1568,7 @@ users_are_listed_created_and_updated_with_version(void **state)
 	j = sok(&a, "POST", "/users", body, 201);
 	assert_user(j, "long@users.test", "readonly", 1);
 	cJSON_Delete(j);
-	login("au-users", "198.18.0.24", "long@users.test", out, &b);
+	login_pw("au-users", "198.18.0.24", "long@users.test", out, &b);
 	free(body);
 	free(out);
 
@@ -2006,7 +1580,7 @@ users_are_listed_created_and_updated_with_version(void **state)
 	cJSON_ArrayForEach(it, jarr(j, "items")) assert_user(it, jstr(it, "email"), jstr(it, "role"), 1);
 	cJSON_Delete(j);
 
-	login("au-users", "198.18.0.24", "bea@users.test", "twelve-chars", &b);
+	login_pw("au-users", "198.18.0.24", "bea@users.test", "twelve-chars", &b);
 	j = sok(&a, "PATCH", F("/users/%s", bea), "{\"version\":1,\"name\":\"Bea B\",\"role\":\"readonly\"}", 200);
 	assert_user(j, "bea@users.test", "readonly", 2);
 	assert_string_equal(jstr(j, "name"), "Bea B");
@@ -2069,8 +1643,8 @@ users_create_bad_is_422_and_creates_nothing(void **state)
 
 	(void)state;
 	org_new("au-userbad");
-	user_new("au-userbad", "ad@userbad.test", "admin", PW, NULL, 0);
-	login("au-userbad", "198.18.0.25", "ad@userbad.test", PW, &a);
+	user_new_pw("au-userbad", "ad@userbad.test", "admin", PW, NULL, 0);
+	login_pw("au-userbad", "198.18.0.25", "ad@userbad.test", PW, &a);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		sreq(&a, "POST", "/users", bad[i].body, &r);
 		if (r.status != 422)
@@ -2111,8 +1685,8 @@ the_last_active_admin_cannot_be_demoted_or_disabled(void **state)
 
 	(void)state;
 	org_new("au-lastadmin");
-	user_new("au-lastadmin", "aa@lastadmin.test", "admin", PW, aid, sizeof(aid));
-	login("au-lastadmin", "198.18.0.26", "aa@lastadmin.test", PW, &a);
+	user_new_pw("au-lastadmin", "aa@lastadmin.test", "admin", PW, aid, sizeof(aid));
+	login_pw("au-lastadmin", "198.18.0.26", "aa@lastadmin.test", PW, &a);
 	/* -bad: the only admin demotes or disables themselves. */
 	serr(&a, "PATCH", F("/users/%s", aid), "{\"version\":1,\"role\":\"member\"}", 409, "would_lock_out");
 	serr(&a, "PATCH", F("/users/%s", aid), "{\"version\":1,\"role\":\"readonly\"}", 409, "would_lock_out");
@@ -2155,10 +1729,10 @@ disabling_a_user_ends_their_sessions_and_their_logins(void **state)
 
 	(void)state;
 	org_new("au-disabled");
-	user_new("au-disabled", "ad@disabled.test", "admin", PW, NULL, 0);
-	user_new("au-disabled", "mm@disabled.test", "member", PW, mid, sizeof(mid));
-	login("au-disabled", "198.18.0.27", "ad@disabled.test", PW, &a);
-	login("au-disabled", "198.18.0.27", "mm@disabled.test", PW, &m);
+	user_new_pw("au-disabled", "ad@disabled.test", "admin", PW, NULL, 0);
+	user_new_pw("au-disabled", "mm@disabled.test", "member", PW, mid, sizeof(mid));
+	login_pw("au-disabled", "198.18.0.27", "ad@disabled.test", PW, &a);
+	login_pw("au-disabled", "198.18.0.27", "mm@disabled.test", PW, &m);
 	j = sok(&a, "PATCH", F("/users/%s", mid), "{\"version\":1,\"disabled\":true}", 200);
 	assert_true(jbool(j, "disabled"));
 	assert_int_equal(jint(j, "version"), 2);
@@ -2176,7 +1750,7 @@ disabling_a_user_ends_their_sessions_and_their_logins(void **state)
 	h_resp_free(&r);
 	/* Enabled again: in. */
 	cJSON_Delete(sok(&a, "PATCH", F("/users/%s", mid), "{\"version\":2,\"disabled\":false}", 200));
-	login("au-disabled", "198.18.0.27", "mm@disabled.test", PW, &m2);
+	login_pw("au-disabled", "198.18.0.27", "mm@disabled.test", PW, &m2);
 	cJSON_Delete(sok(&a, "GET", "/session", NULL, 200));
 }
 
@@ -2217,12 +1791,12 @@ members_and_readonly_are_forbidden_on_every_admin_route(void **state)
 
 	(void)state;
 	org_new("au-roles");
-	user_new("au-roles", "ad@roles.test", "admin", PW, aid, sizeof(aid));
-	user_new("au-roles", "mb@roles.test", "member", PW, NULL, 0);
-	user_new("au-roles", "ro@roles.test", "readonly", PW, NULL, 0);
-	login("au-roles", "198.18.0.30", "ad@roles.test", PW, &a);
-	login("au-roles", "198.18.0.30", "mb@roles.test", PW, &m);
-	login("au-roles", "198.18.0.30", "ro@roles.test", PW, &ro);
+	user_new_pw("au-roles", "ad@roles.test", "admin", PW, aid, sizeof(aid));
+	user_new_pw("au-roles", "mb@roles.test", "member", PW, NULL, 0);
+	user_new_pw("au-roles", "ro@roles.test", "readonly", PW, NULL, 0);
+	login_pw("au-roles", "198.18.0.30", "ad@roles.test", PW, &a);
+	login_pw("au-roles", "198.18.0.30", "mb@roles.test", PW, &m);
+	login_pw("au-roles", "198.18.0.30", "ro@roles.test", PW, &ro);
 	who[0] = &m;
 	who[1] = &ro;
 	for (k = 0; k < 2; k++) {
@@ -2294,10 +1868,10 @@ a_session_of_one_org_finds_nothing_in_another_on_any_route(void **state)
 	(void)state;
 	org_new("au-ten-a");
 	org_new("au-ten-b");
-	user_new("au-ten-a", "ad@ten-a.test", "admin", PW, aid, sizeof(aid));
-	user_new("au-ten-b", "ad@ten-b.test", "admin", PW, bid, sizeof(bid));
-	login("au-ten-a", "198.18.0.31", "ad@ten-a.test", PW, &a);
-	login("au-ten-b", "198.18.0.31", "ad@ten-b.test", PW, &b);
+	user_new_pw("au-ten-a", "ad@ten-a.test", "admin", PW, aid, sizeof(aid));
+	user_new_pw("au-ten-b", "ad@ten-b.test", "admin", PW, bid, sizeof(bid));
+	login_pw("au-ten-a", "198.18.0.31", "ad@ten-a.test", PW, &a);
+	login_pw("au-ten-b", "198.18.0.31", "ad@ten-b.test", PW, &b);
 	for (i = 0; i < idb_routes_n; i++) {
 		const struct idb_route *rt = &idb_routes[i];
 

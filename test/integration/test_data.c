@@ -35,13 +35,13 @@
 #include <sodium.h>
 
 #include "checks.h"
+#include "client.h"
 #include "harness.h"
 #include "crypto/field.h"
 #include "store/db.h"
 #include "store/registry.h"
 
 #define WORKERS 4
-#define PW "correct horse battery staple"
 #define PW2 "another quite long passphrase"
 #define ID_LEN 128
 #define CURSOR_LEN 1024
@@ -49,7 +49,7 @@
 #define RACERS 8
 #define RACE_ROUNDS 3
 
-static struct h_env env;
+struct h_env env;
 
 /* A pause between the pages of list_all (for paging while another process inserts). */
 static int g_page_delay_ms;
@@ -58,20 +58,16 @@ static int g_page_delay_ms;
 static const char *const *g_secrets;
 static int g_scanned;
 
-/* A client's view of one session: where it speaks from and what it holds. */
-struct sess {
-	char slug[48];
-	char ip[64];
-	char token[128];
-	char csrf[256];
-	char user_id[ID_LEN];
-	char email[128];
-};
+static void scan(const char *method, const char *path, const struct h_resp *r);
 
 static int
 setup(void **state)
 {
 	(void)state;
+	client_opts.error_type = 1;
+	client_opts.error_message = 1;
+	client_opts.empty_204 = 1;
+	client_opts.seen = scan;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (sodium_init() < 0)
 		return -1;
@@ -100,19 +96,6 @@ reset(void **state)
 }
 
 /* --- small helpers ------------------------------------------------- */
-
-/* Copies src into dst of len bytes; fails the test if it does not fit. */
-static void
-cpy(char *dst, size_t len, const char *src)
-{
-	size_t n = strlen(src);
-
-	if (n >= len) {
-		fail_msg("value of %zu bytes does not fit %zu: %.80s", n, len, src);
-		return;
-	}
-	memcpy(dst, src, n + 1);
-}
 
 /* n copies of the string unit, malloc'd (caller frees). */
 static char *
@@ -185,26 +168,6 @@ fmt_time(time_t t, char *out, size_t len)
 	assert_int_equal(strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm), 20);
 }
 
-static cJSON *
-jparse(const struct h_resp *r)
-{
-	cJSON *j = cJSON_Parse(r->body);
-
-	if (j == NULL)
-		fail_msg("not JSON (status %ld): %.300s", r->status, r->body);
-	return j;
-}
-
-static const cJSON *
-jobj(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsObject(v))
-		fail_msg("\"%s\" is not an object", k);
-	return v;
-}
-
 /* Asserts that k is absent or null in o (an optional field that is not set). */
 static void
 assert_unset(const cJSON *o, const char *k)
@@ -233,45 +196,6 @@ assert_set(const cJSON *o, const char *k, int set)
 		fail_msg("sensitive \"%s\" should be {\"set\": %s}", k, set ? "true" : "false");
 }
 
-/* Asserts the status (showing the body otherwise) and Cache-Control: no-store. */
-static void
-want(const struct h_resp *r, long status)
-{
-	char cc[64];
-
-	if (r->status != status)
-		fail_msg("expected %ld, got %ld: %.400s", status, r->status, r->body);
-	assert_int_equal(h_header(r, "Cache-Control", cc, sizeof(cc)), 0);
-	assert_string_equal(cc, "no-store");
-}
-
-/* Asserts the api.md error shape with the given status and code. */
-static void
-assert_error(const struct h_resp *r, long status, const char *code)
-{
-	const cJSON *err;
-	cJSON *j;
-	char cc[64];
-
-	want(r, status);
-	assert_int_equal(h_header(r, "Content-Type", cc, sizeof(cc)), 0);
-	assert_string_equal(cc, "application/json; charset=utf-8");
-	j = jparse(r);
-	err = jobj(j, "error");
-	if (strcmp(jstr(err, "code"), code) != 0)
-		fail_msg("expected code %s, got %s: %.300s", code, jstr(err, "code"), r->body);
-	(void)jstr(err, "message");
-	cJSON_Delete(j);
-}
-
-/* assert_error, then frees the response. */
-static void
-werr(struct h_resp *r, long status, const char *code)
-{
-	assert_error(r, status, code);
-	h_resp_free(r);
-}
-
 /*
  * 422 validation_failed whose "fields" names exactly the n given fields, each
  * with a non-empty message (one message per field); frees the response.
@@ -286,7 +210,7 @@ wfields(struct h_resp *r, const char *const *names, int n, const char *what)
 	if (r->status != 422)
 		fail_msg("%s: expected 422, got %ld: %.400s", what, r->status, r->body);
 	assert_error(r, 422, "validation_failed");
-	j = jparse(r);
+	j = jparse_text(r->body, r->status);
 	fields = jobj(jobj(j, "error"), "fields");
 	for (i = 0; i < n; i++) {
 		it = cJSON_GetObjectItemCaseSensitive(fields, names[i]);
@@ -301,24 +225,9 @@ wfields(struct h_resp *r, const char *const *names, int n, const char *what)
 
 /* 422 naming exactly the one field; frees the response. */
 static void
-wfield(struct h_resp *r, const char *field, const char *what)
+wfield_only(struct h_resp *r, const char *field, const char *what)
 {
 	wfields(r, &field, 1, what);
-}
-
-/* Asserts the status, returns the parsed body (NULL for 204) and frees the response. */
-static cJSON *
-wjson(struct h_resp *r, long status)
-{
-	cJSON *j = NULL;
-
-	want(r, status);
-	if (status == 204)
-		assert_int_equal(r->len, 0);
-	else
-		j = jparse(r);
-	h_resp_free(r);
-	return j;
 }
 
 /* base (a JSON object) with field set to the JSON value frag, or left out (frag NULL); malloc'd. */
@@ -358,36 +267,10 @@ jq(const char *s)
 
 /* --- requests ------------------------------------------------------ */
 
-struct hdrs {
-	char xff[128], cookie[256], xcsrf[512];
-	const char *h[4];
-};
-
-/* The request headers of a client at ip with a token and a CSRF header (NULL: none; "": empty). */
-static void
-mkhdrs(struct hdrs *x, const char *ip, const char *token, const char *csrf)
-{
-	int n = 0;
-
-	if (ip != NULL) {
-		snprintf(x->xff, sizeof(x->xff), "X-Forwarded-For: %s", ip);
-		x->h[n++] = x->xff;
-	}
-	if (token != NULL) {
-		snprintf(x->cookie, sizeof(x->cookie), "Cookie: immidb_session=%s", token);
-		x->h[n++] = x->cookie;
-	}
-	if (csrf != NULL) {
-		if (*csrf == '\0')
-			snprintf(x->xcsrf, sizeof(x->xcsrf), "X-CSRF-Token;"); /* curl: an empty header */
-		else
-			snprintf(x->xcsrf, sizeof(x->xcsrf), "X-CSRF-Token: %s", csrf);
-		x->h[n++] = x->xcsrf;
-	}
-	x->h[n] = NULL;
-}
-
-/* Fails if the response (body or headers) holds one of g_secrets; successful reveals excepted. */
+/*
+ * Fails if the response (body or headers) holds one of g_secrets; successful
+ * reveals excepted. client_opts.seen: it sees every request's answer.
+ */
 static void
 scan(const char *method, const char *path, const struct h_resp *r)
 {
@@ -403,50 +286,6 @@ scan(const char *method, const char *path, const struct h_resp *r)
 	g_scanned++;
 }
 
-/* One request as a client at ip (NULL: loopback), with a session token and a CSRF header. */
-static void
-raw(const char *method, const char *path, const char *ip, const char *token, const char *csrf, const char *body,
-    struct h_resp *r)
-{
-	struct hdrs x;
-
-	mkhdrs(&x, ip, token, csrf);
-	assert_int_equal(h_http(&env, method, path, x.h, body, body ? strlen(body) : 0, r), 0);
-	scan(method, path, r);
-}
-
-/* A request as session s to /api/v1/orgs/<slug><sub>, with its CSRF token on all but GET. */
-static void
-sreq(const struct sess *s, const char *method, const char *sub, const char *body, struct h_resp *r)
-{
-	raw(method, F("/api/v1/orgs/%s%s", s->slug, sub), s->ip, s->token, strcmp(method, "GET") ? s->csrf : NULL,
-	    body, r);
-}
-
-/* sreq expecting an error. */
-static void
-serr(const struct sess *s, const char *method, const char *sub, const char *body, long status, const char *code)
-{
-	struct h_resp r;
-
-	sreq(s, method, sub, body, &r);
-	if (r.status != status)
-		fail_msg("%s %s: expected %ld %s, got %ld: %.400s", method, sub, status, code, r.status, r.body);
-	werr(&r, status, code);
-}
-
-/* sreq expecting success; the parsed body (NULL for 204), to be deleted by the caller. */
-static cJSON *
-sok(const struct sess *s, const char *method, const char *sub, const char *body, long status)
-{
-	struct h_resp r;
-
-	sreq(s, method, sub, body, &r);
-	if (r.status != status)
-		fail_msg("%s %s: expected %ld, got %ld: %.400s", method, sub, status, r.status, r.body);
-	return wjson(&r, status);
-}
-
 /* sreq expecting 422 with exactly the one field. */
 static void
 sfield(const struct sess *s, const char *method, const char *sub, const char *body, const char *field)
@@ -454,76 +293,10 @@ sfield(const struct sess *s, const char *method, const char *sub, const char *bo
 	struct h_resp r;
 
 	sreq(s, method, sub, body, &r);
-	wfield(&r, field, F("%s %s %.200s", method, sub, body ? body : ""));
-}
-
-/* The token of "Set-Cookie: immidb_session=<token>; ...". -1 if there is none. */
-static int
-take_cookie(const struct h_resp *r, char *token, size_t len)
-{
-	char sc[512];
-	size_t n;
-
-	if (h_header(r, "Set-Cookie", sc, sizeof(sc)) != 0 || strncmp(sc, "immidb_session=", 15) != 0)
-		return -1;
-	n = strcspn(sc + 15, ";");
-	assert_true(n < len);
-	memcpy(token, sc + 15, n);
-	token[n] = '\0';
-	return 0;
-}
-
-/* A complete login (no second factor) into s. */
-static void
-login(const char *slug, const char *ip, const char *email, const char *pw, struct sess *s)
-{
-	struct h_resp r;
-	cJSON *j;
-
-	memset(s, 0, sizeof(*s));
-	cpy(s->slug, sizeof(s->slug), slug);
-	cpy(s->ip, sizeof(s->ip), ip);
-	cpy(s->email, sizeof(s->email), email);
-	raw("POST", F("/api/v1/orgs/%s/session", slug), ip, NULL, NULL,
-	    F("{\"email\":\"%s\",\"password\":\"%s\"}", email, pw), &r);
-	want(&r, 200);
-	if (take_cookie(&r, s->token, sizeof(s->token)) != 0)
-		fail_msg("login answered 200 without a session cookie");
-	j = wjson(&r, 200);
-	cpy(s->csrf, sizeof(s->csrf), jstr(j, "csrf_token"));
-	cpy(s->user_id, sizeof(s->user_id), jstr(jobj(j, "user"), "id"));
-	assert_false(jbool(j, "mfa_required"));
-	cJSON_Delete(j);
+	wfield_only(&r, field, F("%s %s %.200s", method, sub, body ? body : ""));
 }
 
 /* --- organizations and users through immidb-admin ------------------ */
-
-static void
-org_new(const char *slug)
-{
-	char out[4096], err[4096];
-	int rc = h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "org", "create", "--slug", slug, "--name",
-	                 F("%s LLP", slug), NULL);
-
-	if (rc != 0)
-		fail_msg("org create %s: %d %s", slug, rc, err);
-}
-
-/* Adds a user with password pw; their id into id (may be NULL, else ID_LEN bytes). */
-static void
-user_new(const char *slug, const char *email, const char *role, const char *pw, char *id)
-{
-	char out[4096], err[4096];
-	int rc = h_admin(&env, F("%s\n", pw), out, sizeof(out), err, sizeof(err), "user", "add", "--org", slug,
-	                 "--email", email, "--name", F("Name of %s", email), "--role", role, "--password-stdin", NULL);
-
-	if (rc != 0)
-		fail_msg("user add %s: %d %s", email, rc, err);
-	out[strcspn(out, "\r\n")] = '\0';
-	assert_true(strlen(out) > 0);
-	if (id != NULL)
-		cpy(id, ID_LEN, out);
-}
 
 /* An org with an admin (a), a member (m) and a readonly user (ro), logged in from ip; any may be NULL. */
 static void
@@ -531,42 +304,20 @@ org_with(const char *slug, const char *ip, struct sess *a, struct sess *m, struc
 {
 	org_new(slug);
 	if (a != NULL) {
-		user_new(slug, F("ad@%s.test", slug), "admin", PW, NULL);
-		login(slug, ip, F("ad@%s.test", slug), PW, a);
+		user_new_pw(slug, F("ad@%s.test", slug), "admin", PW, NULL, 0);
+		login_pw(slug, ip, F("ad@%s.test", slug), PW, a);
 	}
 	if (m != NULL) {
-		user_new(slug, F("mb@%s.test", slug), "member", PW, NULL);
-		login(slug, ip, F("mb@%s.test", slug), PW, m);
+		user_new_pw(slug, F("mb@%s.test", slug), "member", PW, NULL, 0);
+		login_pw(slug, ip, F("mb@%s.test", slug), PW, m);
 	}
 	if (ro != NULL) {
-		user_new(slug, F("ro@%s.test", slug), "readonly", PW, NULL);
-		login(slug, ip, F("ro@%s.test", slug), PW, ro);
+		user_new_pw(slug, F("ro@%s.test", slug), "readonly", PW, NULL, 0);
+		login_pw(slug, ip, F("ro@%s.test", slug), PW, ro);
 	}
 }
 
 /* --- the org database, from the test's side ------------------------ */
-
-/* Unwraps an org's keys, as an operator holding the master key could; its id and file path too. */
-static void
-org_keys(const char *slug, struct idb_org_keys *k, char path[IDB_PATH_MAX], char *org_id)
-{
-	struct idb_master *m = NULL;
-	struct idb_conf conf;
-	struct idb_org o;
-	char err[512];
-	sqlite3 *reg = NULL;
-
-	assert_int_equal(idb_conf_open(&conf, env.conf, NULL, err, sizeof(err)), IDB_OK);
-	assert_int_equal(idb_key_master_load(conf.master_key_file, &m), IDB_OK);
-	assert_int_equal(idb_reg_open(&conf, m, 0, &reg), IDB_OK);
-	assert_int_equal(idb_reg_org_find(reg, slug, &o), IDB_OK);
-	assert_int_equal(idb_reg_org_keys(reg, m, o.id, k), IDB_OK);
-	assert_int_equal(idb_org_path(&conf, o.id, path), IDB_OK);
-	if (org_id != NULL)
-		cpy(org_id, ID_LEN, o.id);
-	idb_db_close(reg);
-	idb_key_master_free(m);
-}
 
 /* The org's id. */
 static void
@@ -575,42 +326,8 @@ org_id_of(const char *slug, char *org_id)
 	char path[IDB_PATH_MAX];
 	struct idb_org_keys k;
 
-	org_keys(slug, &k, path, org_id);
+	org_keys_id(slug, &k, path, org_id, ID_LEN);
 	idb_org_keys_wipe(&k);
-}
-
-/* The org's database, opened read-write with its database key alone; the caller closes it. */
-static sqlite3 *
-org_db(const char *slug)
-{
-	char path[IDB_PATH_MAX];
-	struct idb_org_keys k;
-	sqlite3 *db = NULL;
-
-	org_keys(slug, &k, path, NULL);
-	assert_int_equal(idb_db_open(path, k.db, 0, &db), IDB_OK);
-	idb_org_keys_wipe(&k);
-	return db;
-}
-
-/* One integer from a fixed query with up to two text parameters (NULL: not bound). */
-static long long
-q_ll(sqlite3 *db, const char *sql, const char *a, const char *b)
-{
-	sqlite3_stmt *st = NULL;
-	long long v;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db));
-	if (a != NULL)
-		sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
-	if (b != NULL)
-		sqlite3_bind_text(st, 2, b, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) != SQLITE_ROW)
-		fail_msg("no row for %s", sql);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
 }
 
 /* Runs a fixed statement with two text parameters; its sqlite3_step result; the message into err. */
@@ -658,93 +375,6 @@ q_blob(sqlite3 *db, const char *sql, const char *a, unsigned char **out)
 	return n;
 }
 
-/* Fails if any text or blob cell of any table of db contains needle. */
-static void
-db_has_no(sqlite3 *db, const char *needle)
-{
-	sqlite3_stmt *tables = NULL, *st;
-	const void *cell;
-	char *sql;
-	int i, n;
-
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'", -1, &tables,
-	                                    NULL),
-	                 SQLITE_OK);
-	while (sqlite3_step(tables) == SQLITE_ROW) {
-		sql = sqlite3_mprintf("SELECT * FROM \"%w\"", (const char *)sqlite3_column_text(tables, 0));
-		assert_non_null(sql);
-		st = NULL;
-		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-		while (sqlite3_step(st) == SQLITE_ROW)
-			for (i = 0; i < sqlite3_column_count(st); i++) {
-				if (sqlite3_column_type(st, i) != SQLITE_TEXT && sqlite3_column_type(st, i) != SQLITE_BLOB)
-					continue;
-				cell = sqlite3_column_blob(st, i);
-				n = sqlite3_column_bytes(st, i);
-				if (cell != NULL && h_contains(cell, (size_t)n, needle))
-					fail_msg("table %s holds '%s' in clear", sqlite3_column_text(tables, 0), needle);
-			}
-		sqlite3_finalize(st);
-		sqlite3_free(sql);
-	}
-	sqlite3_finalize(tables);
-}
-
-/* Fails if any text or blob cell of any table of db is exactly value (or value followed by nothing else). */
-static void
-db_no_cell_is(sqlite3 *db, const char *value)
-{
-	sqlite3_stmt *tables = NULL, *st;
-	size_t vl = strlen(value);
-	const void *cell;
-	char *sql;
-	int i, n;
-
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'", -1, &tables,
-	                                    NULL),
-	                 SQLITE_OK);
-	while (sqlite3_step(tables) == SQLITE_ROW) {
-		sql = sqlite3_mprintf("SELECT * FROM \"%w\"", (const char *)sqlite3_column_text(tables, 0));
-		assert_non_null(sql);
-		st = NULL;
-		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-		while (sqlite3_step(st) == SQLITE_ROW)
-			for (i = 0; i < sqlite3_column_count(st); i++) {
-				if (sqlite3_column_type(st, i) != SQLITE_TEXT && sqlite3_column_type(st, i) != SQLITE_BLOB)
-					continue;
-				cell = sqlite3_column_blob(st, i);
-				n = sqlite3_column_bytes(st, i);
-				if (cell != NULL && (size_t)n == vl && memcmp(cell, value, vl) == 0)
-					fail_msg("table %s holds a cell that is '%s'", sqlite3_column_text(tables, 0), value);
-			}
-		sqlite3_finalize(st);
-		sqlite3_free(sql);
-	}
-	sqlite3_finalize(tables);
-}
-
-/* Fails if the org's database file (or its WAL) contains needle in its bytes. */
-static void
-file_has_no(const char *slug, const char *needle)
-{
-	static const char *suffix[] = {"", "-wal"};
-	char path[IDB_PATH_MAX], p[IDB_PATH_MAX + 8];
-	struct idb_org_keys k;
-	size_t len, i;
-	char *bytes;
-
-	org_keys(slug, &k, path, NULL);
-	idb_org_keys_wipe(&k);
-	for (i = 0; i < 2; i++) {
-		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-		if ((bytes = h_slurp(p, &len)) == NULL)
-			continue;
-		if (h_contains(bytes, len, needle))
-			fail_msg("%s contains '%s'", p, needle);
-		free(bytes);
-	}
-}
-
 /* --- records ------------------------------------------------------- */
 
 /* POST /<res> expecting 201; the record's id into id (ID_LEN). */
@@ -753,7 +383,7 @@ create(const struct sess *s, const char *res, const char *body, char *id)
 {
 	cJSON *j = sok(s, "POST", F("/%s", res), body, 201);
 
-	cpy(id, ID_LEN, jstr(j, "id"));
+	copy(id, ID_LEN, jstr(j, "id"));
 	cJSON_Delete(j);
 }
 
@@ -843,7 +473,7 @@ list_all(const struct sess *s, const char *sub, int limit, char (*ids)[ID_LEN], 
 		cJSON_ArrayForEach(it, items)
 		{
 			assert_true(n < max);
-			cpy(ids[n++], ID_LEN, jstr(it, "id"));
+			copy(ids[n++], ID_LEN, jstr(it, "id"));
 		}
 		nc = cJSON_GetObjectItemCaseSensitive(j, "next_cursor");
 		if (cJSON_IsNull(nc)) {
@@ -852,7 +482,7 @@ list_all(const struct sess *s, const char *sub, int limit, char (*ids)[ID_LEN], 
 		}
 		if (!cJSON_IsString(nc) || nc->valuestring[0] == '\0')
 			fail_msg("GET %s: next_cursor is neither null nor a string", path);
-		cpy(cursor, sizeof(cursor), nc->valuestring);
+		copy(cursor, sizeof(cursor), nc->valuestring);
 		cJSON_Delete(j);
 		if (++pages > MAX_PAGES)
 			fail_msg("GET %s: more than %d pages", sub, MAX_PAGES);
@@ -927,7 +557,7 @@ changes(const struct sess *a, const char *query)
 			cJSON_Delete(j);
 			break;
 		}
-		cpy(cursor, sizeof(cursor), jstr(j, "next_cursor"));
+		copy(cursor, sizeof(cursor), jstr(j, "next_cursor"));
 		cJSON_Delete(j);
 		assert_true(++pages < MAX_PAGES);
 	}
@@ -1032,7 +662,7 @@ ref_set(const char *name, const char *val)
 		g_nref++;
 	}
 	g_ref[i].name = name;
-	cpy(g_ref[i].val, ID_LEN, val);
+	copy(g_ref[i].val, ID_LEN, val);
 }
 
 /* The JSON text of a bad value, malloc'd; NULL when the field is to be left out. */
@@ -1094,13 +724,13 @@ run_bad(const struct sess *s, const char *res, const char *base, const struct ba
 		v = badv_json(&bad[i]);
 		body = with(base, bad[i].field, v);
 		sreq(s, "POST", F("/%s", res), body, &r);
-		wfield(&r, bad[i].err ? bad[i].err : bad[i].field, F("POST %s with %s", res, badv_what(&bad[i])));
+		wfield_only(&r, bad[i].err ? bad[i].err : bad[i].field, F("POST %s with %s", res, badv_what(&bad[i])));
 		free(body);
 		if (patch_id != NULL && v != NULL) {
 			body = with(F("{\"version\":%lld}", version), bad[i].field, v);
 			sreq(s, "PATCH", F("/%s/%s", res, patch_id), body, &r);
-			wfield(&r, bad[i].err ? bad[i].err : bad[i].field,
-			       F("PATCH %s with %s", res, badv_what(&bad[i])));
+			wfield_only(&r, bad[i].err ? bad[i].err : bad[i].field,
+			            F("PATCH %s with %s", res, badv_what(&bad[i])));
 			free(body);
 		}
 		free(v);
@@ -1176,8 +806,8 @@ clients_round_trip_every_field_with_metadata(void **state)
 	assert_set(j, "passport_number", 1);
 	assert_set(j, "ssn", 1);
 	assert_meta(j, 1, a.user_id, a.user_id);
-	cpy(id, sizeof(id), jstr(j, "id"));
-	cpy(created_at, sizeof(created_at), jstr(j, "created_at"));
+	copy(id, sizeof(id), jstr(j, "id"));
+	copy(created_at, sizeof(created_at), jstr(j, "created_at"));
 	cJSON_Delete(j);
 
 	/* Read back, alone and in the list. */
@@ -1205,7 +835,7 @@ clients_round_trip_every_field_with_metadata(void **state)
 
 	/* The smallest client: optional fields unset, sensitive ones {"set": false}; ids differ. */
 	j = sok(&m, "POST", "/clients", "{\"family_name\":\"Li\",\"given_name\":\"Wei\"}", 201);
-	cpy(id2, sizeof(id2), jstr(j, "id"));
+	copy(id2, sizeof(id2), jstr(j, "id"));
 	assert_string_not_equal(id, id2);
 	for (i = 2; i < sizeof(text) / sizeof(text[0]); i++)
 		assert_unset(j, text[i][0]);
@@ -1280,7 +910,7 @@ crud(const struct sess *a, const char *res, const char *body, const char *patch,
 
 	j = sok(a, "POST", F("/%s", res), body, 201);
 	assert_meta(j, 1, a->user_id, a->user_id);
-	cpy(id, sizeof(id), jstr(j, "id"));
+	copy(id, sizeof(id), jstr(j, "id"));
 	cJSON_Delete(j);
 	assert_int_equal(count_all(a, F("/%s", res)), n0 + 1);
 	j = sok(a, "PATCH", F("/%s/%s", res, id), F("{\"version\":1,%s}", patch), 200);
@@ -1332,7 +962,7 @@ crud(const struct sess *a, const char *res, const char *body, const char *patch,
 		sqlite3 *db = org_db(a->slug);
 		const char *sql = deleted_sql(res);
 
-		assert_int_equal(q_ll(db, sql, id, NULL), 1);
+		assert_int_equal(q_ll_bind(db, sql, id, NULL), 1);
 		idb_db_close(db);
 	}
 }
@@ -1480,8 +1110,8 @@ cases_bad_values_are_422_per_field_and_write_nothing(void **state)
 	(void)state;
 	org_with("dt-vcase", "198.18.1.4", &a, NULL, NULL);
 	org_with("dt-vcase-b", "198.18.1.4", &b, NULL, NULL);
-	user_new("dt-vcase", "mb@dt-vcase.test", "member", PW, uid);
-	user_new("dt-vcase-b", "mb@dt-vcase-b.test", "member", PW, ouid);
+	user_new_pw("dt-vcase", "mb@dt-vcase.test", "member", PW, uid, ID_LEN);
+	user_new_pw("dt-vcase-b", "mb@dt-vcase-b.test", "member", PW, ouid, ID_LEN);
 	create(&a, "clients", "{\"family_name\":\"Case\",\"given_name\":\"Client\"}", client);
 	create(&a, "clients", "{\"family_name\":\"Gone\",\"given_name\":\"Client\"}", gone);
 	assert_null(sok(&a, "DELETE", F("/clients/%s", gone), NULL, 204));
@@ -1491,11 +1121,11 @@ cases_bad_values_are_422_per_field_and_write_nothing(void **state)
 	ref_set("client", client);
 	ref_set("user", uid);
 	ref_set("other_user", ouid);
-	cpy(base, sizeof(base), F("{\"client_id\":\"%s\",\"case_type\":\"I-130\"}", client));
+	copy(base, sizeof(base), F("{\"client_id\":\"%s\",\"case_type\":\"I-130\"}", client));
 
 	/* Defaults. */
 	j = sok(&a, "POST", "/cases", base, 201);
-	cpy(id, sizeof(id), jstr(j, "id"));
+	copy(id, sizeof(id), jstr(j, "id"));
 	assert_string_equal(jstr(j, "client_id"), client);
 	assert_string_equal(jstr(j, "case_type"), "I-130");
 	assert_string_equal(jstr(j, "status"), "open");
@@ -1557,8 +1187,8 @@ events_bad_values_are_422_per_field_and_defaults_apply(void **state)
 	(void)state;
 	org_with("dt-vevent", "198.18.1.5", &a, NULL, NULL);
 	org_with("dt-vevent-b", "198.18.1.5", &b, NULL, NULL);
-	user_new("dt-vevent", "mb@dt-vevent.test", "member", PW, uid);
-	user_new("dt-vevent-b", "mb@dt-vevent-b.test", "member", PW, ouid);
+	user_new_pw("dt-vevent", "mb@dt-vevent.test", "member", PW, uid, ID_LEN);
+	user_new_pw("dt-vevent-b", "mb@dt-vevent-b.test", "member", PW, ouid, ID_LEN);
 	create(&a, "clients", "{\"family_name\":\"Event\",\"given_name\":\"Client\"}", client);
 	create(&a, "cases", F("{\"client_id\":\"%s\",\"case_type\":\"I-485\"}", client), kase);
 	create(&a, "cases", F("{\"client_id\":\"%s\",\"case_type\":\"I-765\"}", client), gone);
@@ -1574,7 +1204,7 @@ events_bad_values_are_422_per_field_and_defaults_apply(void **state)
 
 	/* Defaults: not all-day, no sync, the creator owns it. */
 	j = sok(&a, "POST", "/events", base, 201);
-	cpy(id, sizeof(id), jstr(j, "id"));
+	copy(id, sizeof(id), jstr(j, "id"));
 	assert_string_equal(jstr(j, "title"), "Biometrics");
 	assert_string_equal(jstr(j, "kind"), "biometrics");
 	assert_string_equal(jstr(j, "starts_at"), "2026-11-27T09:30:00Z");
@@ -1613,7 +1243,7 @@ events_bad_values_are_422_per_field_and_defaults_apply(void **state)
 
 		sreq(&a, "PATCH", F("/events/%s", id), "{\"version\":4,\"starts_at\":\"2026-11-27T11:00:00Z\"}", &r);
 		assert_error(&r, 422, "validation_failed");
-		e = jparse(&r);
+		e = jparse_text(r.body, r.status);
 		fields = jobj(jobj(e, "error"), "fields");
 		assert_true(cJSON_GetObjectItemCaseSensitive(fields, "ends_at") != NULL ||
 		            cJSON_GetObjectItemCaseSensitive(fields, "starts_at") != NULL);
@@ -1656,7 +1286,7 @@ notes_bad_values_are_422_per_field_and_need_a_client_or_case(void **state)
 	ref_set("other_case", okase);
 	ref_set("client", client);
 	ref_set("case", kase);
-	cpy(base, sizeof(base), F("{\"body\":\"Called the client.\",\"client_id\":\"%s\"}", client));
+	copy(base, sizeof(base), F("{\"body\":\"Called the client.\",\"client_id\":\"%s\"}", client));
 	create(&a, "notes", base, id);
 
 	run_bad(&a, "notes", base, bad, sizeof(bad) / sizeof(bad[0]), id, 1);
@@ -1720,9 +1350,9 @@ credentials_bad_values_are_422_per_field_and_write_nothing(void **state)
 	create(&b, "clients", "{\"family_name\":\"Other\",\"given_name\":\"Org\"}", ocl);
 	ref_set("deleted_client", gone);
 	ref_set("other_client", ocl);
-	cpy(base, sizeof(base), F("{\"client_id\":\"%s\",\"label\":\"USCIS online account\"}", client));
+	copy(base, sizeof(base), F("{\"client_id\":\"%s\",\"label\":\"USCIS online account\"}", client));
 	j = sok(&a, "POST", "/credentials", base, 201);
-	cpy(id, sizeof(id), jstr(j, "id"));
+	copy(id, sizeof(id), jstr(j, "id"));
 	assert_set(j, "password", 0);
 	assert_unset(j, "url");
 	assert_unset(j, "username");
@@ -1839,7 +1469,7 @@ patch_with_a_stale_version_is_409_and_writes_nothing(void **state)
 		if (r.status == 409)
 			werr(&r, 409, "conflict");
 		else
-			wfield(&r, "version", "PATCH with version -1");
+			wfield_only(&r, "version", "PATCH with version -1");
 	}
 	j = get(&a, "clients", id);
 	assert_int_equal(jint(j, "version"), 2);
@@ -1875,7 +1505,7 @@ racer(const struct sess *s, int start_fd, const char *path, const char *body)
 
 	while (read(start_fd, &c, 1) < 0 && errno == EINTR)
 		;
-	mkhdrs(&x, s->ip, s->token, s->csrf);
+	hdrs_with(&x, s->ip, F("immidb_session=%s", s->token), NULL, s->csrf);
 	if (h_http(&env, "PATCH", path, x.h, body, strlen(body), &r) != 0)
 		_exit(3);
 	code = r.status == 200 ? 0 : r.status == 409 ? 1 : 2;
@@ -1934,7 +1564,7 @@ concurrent_patches_of_one_record_never_both_succeed(void **state)
 			         conflict, other, RACERS - 1);
 		j = get(&a, res, rid);
 		assert_int_equal(jint(j, "version"), v + 1);
-		cpy(winner, sizeof(winner), jstr(j, round < RACE_ROUNDS ? "given_name" : "location"));
+		copy(winner, sizeof(winner), jstr(j, round < RACE_ROUNDS ? "given_name" : "location"));
 		assert_int_equal(strncmp(winner, "Racer ", 6), 0);
 		cJSON_Delete(j);
 	}
@@ -1990,7 +1620,7 @@ lists_page_with_limit_and_cursor_and_refuse_bad_parameters(void **state)
 	/* Exactly limit items and a cursor while more remain. */
 	j = sok(&a, "GET", "/clients?limit=5", NULL, 200);
 	assert_int_equal(cJSON_GetArraySize(jarr(j, "items")), 5);
-	cpy(cursor, sizeof(cursor), jstr(j, "next_cursor"));
+	copy(cursor, sizeof(cursor), jstr(j, "next_cursor"));
 	cJSON_Delete(j);
 	j = sok(&a, "GET", F("/clients?limit=5&cursor=%s", qenc(cursor)), NULL, 200);
 	assert_string_equal(jstr(cJSON_GetArrayItem(jarr(j, "items"), 0), "id"), made[5]);
@@ -2022,7 +1652,7 @@ inserter(const struct sess *s, int ready_fd, int n)
 	struct h_resp r;
 	int i, fails = 0;
 
-	mkhdrs(&x, s->ip, s->token, s->csrf);
+	hdrs_with(&x, s->ip, F("immidb_session=%s", s->token), NULL, s->csrf);
 	for (i = 0; i < n; i++) {
 		const char *body = F("{\"family_name\":\"Inserted\",\"given_name\":\"I%02d\"}", i);
 
@@ -2239,7 +1869,7 @@ search_matches_word_prefixes_case_insensitively_and_a_number_last_four(void **st
 	assert_string_equal(jstr(it, "id"), c1);
 	assert_set(it, "a_number", 1);
 	assert_set(it, "ssn", 0);
-	cpy(cursor, sizeof(cursor), jstr(j, "next_cursor"));
+	copy(cursor, sizeof(cursor), jstr(j, "next_cursor"));
 	cJSON_Delete(j);
 	j = sok(&a, "GET", F("/clients?q=alic&limit=1&cursor=%s", qenc(cursor)), NULL, 200);
 	assert_int_equal(cJSON_GetArraySize(jarr(j, "items")), 1);
@@ -2382,7 +2012,7 @@ sql_injection_strings_are_stored_verbatim_and_never_run(void **state)
 		free(body);
 		holds_verbatim(j, inj[i], cf, cl, 8);
 		assert_string_equal(jstr(j, "email"), "o'brien@example.test");
-		cpy(cid, sizeof(cid), jstr(j, "id"));
+		copy(cid, sizeof(cid), jstr(j, "id"));
 		cJSON_Delete(j);
 		j = get(&a, "clients", cid);
 		holds_verbatim(j, inj[i], cf, cl, 8);
@@ -2394,7 +2024,7 @@ sql_injection_strings_are_stored_verbatim_and_never_run(void **state)
 		j = sok(&a, "POST", "/cases", body, 201);
 		free(body);
 		holds_verbatim(j, inj[i], kf, kl, 3);
-		cpy(kid, sizeof(kid), jstr(j, "id"));
+		copy(kid, sizeof(kid), jstr(j, "id"));
 		cJSON_Delete(j);
 
 		pre = with("{\"kind\":\"other\",\"starts_at\":\"2026-11-27T09:30:00Z\"}", "case_id", F("\"%s\"", kid));
@@ -2403,7 +2033,7 @@ sql_injection_strings_are_stored_verbatim_and_never_run(void **state)
 		j = sok(&a, "POST", "/events", body, 201);
 		free(body);
 		holds_verbatim(j, inj[i], ef, el, 2);
-		cpy(eid, sizeof(eid), jstr(j, "id"));
+		copy(eid, sizeof(eid), jstr(j, "id"));
 		cJSON_Delete(j);
 
 		pre = with("{}", "client_id", F("\"%s\"", cid));
@@ -2417,7 +2047,7 @@ sql_injection_strings_are_stored_verbatim_and_never_run(void **state)
 		j = sok(&a, "POST", "/notes", body, 201);
 		free(body);
 		assert_string_equal(jstr(j, "body"), inj[i]);
-		cpy(nid, sizeof(nid), jstr(j, "id"));
+		copy(nid, sizeof(nid), jstr(j, "id"));
 		cJSON_Delete(j);
 
 		pre = with("{\"url\":\"https://example.test/?q=' OR 1=1--\"}", "client_id", F("\"%s\"", cid));
@@ -2435,7 +2065,7 @@ sql_injection_strings_are_stored_verbatim_and_never_run(void **state)
 		free(body);
 		holds_verbatim(j, inj[i], crf, crl, 2);
 		assert_string_equal(jstr(j, "url"), "https://example.test/?q=' OR 1=1--");
-		cpy(rid, sizeof(rid), jstr(j, "id"));
+		copy(rid, sizeof(rid), jstr(j, "id"));
 		cJSON_Delete(j);
 		reveal(&a, "credentials", rid, "password", inj[i]);
 
@@ -2497,9 +2127,9 @@ sql_injection_strings_are_stored_verbatim_and_never_run(void **state)
 	assert_int_equal(changes_n(&a, "entity=clients"), nclients + nclients - 1);
 	assert_int_equal(access("/tmp/idb-pwn.db", F_OK), -1);
 	db = org_db("dt-inject");
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM clients", NULL, NULL), nclients);
-	assert_true(q_ll(db, "SELECT count(*) FROM change_log", NULL, NULL) >= 5 * (nclients - 1) + 1);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM clients WHERE family_name = ?1", inj[0], NULL), 1);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM clients", NULL, NULL), nclients);
+	assert_true(q_ll_bind(db, "SELECT count(*) FROM change_log", NULL, NULL) >= 5 * (nclients - 1) + 1);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM clients WHERE family_name = ?1", inj[0], NULL), 1);
 	idb_db_close(db);
 }
 
@@ -2528,7 +2158,7 @@ sensitive_values_appear_in_no_response_but_a_reveal(void **state)
 	        "{\"family_name\":\"Kowalski\",\"given_name\":\"Jan\",\"a_number\":\"" S_ANUM "\",\"passport_number\":\"" S_PASS
 	        "\",\"ssn\":\"" S_SSN "\"}",
 	        201);
-	cpy(id, sizeof(id), jstr(j, "id"));
+	copy(id, sizeof(id), jstr(j, "id"));
 	assert_set(j, "a_number", 1);
 	assert_set(j, "passport_number", 1);
 	assert_set(j, "ssn", 1);
@@ -2538,11 +2168,11 @@ sensitive_values_appear_in_no_response_but_a_reveal(void **state)
 	     "{\"family_name\":\"Kowalski\",\"given_name\":\"Jan\",\"email\":\"bad\",\"a_number\":\"" S_ANUM
 	     "\",\"ssn\":\"" S_SSN "\"}",
 	     &r);
-	wfield(&r, "email", "bad email beside sensitive values");
+	wfield_only(&r, "email", "bad email beside sensitive values");
 	sreq(&m, "POST", "/clients", "{\"family_name\":\"K\",\"given_name\":\"J\",\"passport_number\":\"" S_PASS "-\"}", &r);
-	wfield(&r, "passport_number", "bad passport number");
+	wfield_only(&r, "passport_number", "bad passport number");
 	sreq(&m, "POST", "/clients", "{\"family_name\":\"K\",\"given_name\":\"J\",\"a_number\":\"" S_ANUM "0\"}", &r);
-	wfield(&r, "a_number", "bad A-number");
+	wfield_only(&r, "a_number", "bad A-number");
 	serr(&m, "POST", "/clients", "{\"family_name\":\"K\",\"a_number\":\"" S_ANUM "\"", 400, "invalid_json");
 	/* Reads, lists, searches (by name and by the last four digits). */
 	j = get(&m, "clients", id);
@@ -2565,7 +2195,7 @@ sensitive_values_appear_in_no_response_but_a_reveal(void **state)
 	create(&m, "cases", F("{\"client_id\":\"%s\",\"case_type\":\"I-130\"}", id), kase);
 	j = sok(&m, "POST", "/credentials",
 	        F("{\"client_id\":\"%s\",\"label\":\"USCIS\",\"username\":\"jan\",\"password\":\"" S_CPW "\"}", id), 201);
-	cpy(cred, sizeof(cred), jstr(j, "id"));
+	copy(cred, sizeof(cred), jstr(j, "id"));
 	assert_set(j, "password", 1);
 	cJSON_Delete(j);
 	j = get(&m, "credentials", cred);
@@ -2661,7 +2291,7 @@ reveal_bad_field_role_or_id_is_refused(void **state)
 			if (r.status == 404)
 				werr(&r, 404, "not_found");
 			else
-				wfield(&r, "field", F("reveal on %s", res[k]));
+				wfield_only(&r, "field", F("reveal on %s", res[k]));
 		}
 	}
 	/* -bad: readonly may not reveal; no CSRF token; no session. */
@@ -2729,30 +2359,30 @@ stored_sensitive_fields_are_ciphertext_under_the_field_key(void **state)
 	db_no_cell_is(db, "3645");
 	db_no_cell_is(db, "7465");
 	/* The scan is not vacuous: clear fields are there as text. */
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM clients WHERE family_name = 'Stored' AND given_name = ?1", "Clear",
-	                      NULL),
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM clients WHERE family_name = 'Stored' AND given_name = ?1",
+	                           "Clear", NULL),
 	                 1);
 	/* BLOBs of 0x01 || version || nonce || ciphertext || tag. */
-	assert_int_equal(q_ll(db, "SELECT typeof(a_number) = 'blob' FROM clients WHERE id = ?1", id, NULL), 1);
-	assert_int_equal(q_ll(db, "SELECT length(a_number) FROM clients WHERE id = ?1", id, NULL),
+	assert_int_equal(q_ll_bind(db, "SELECT typeof(a_number) = 'blob' FROM clients WHERE id = ?1", id, NULL), 1);
+	assert_int_equal(q_ll_bind(db, "SELECT length(a_number) FROM clients WHERE id = ?1", id, NULL),
 	                 IDB_FIELD_OVERHEAD + strlen(S_ANUM));
-	assert_int_equal(q_ll(db, "SELECT length(passport_number) FROM clients WHERE id = ?1", id, NULL),
+	assert_int_equal(q_ll_bind(db, "SELECT length(passport_number) FROM clients WHERE id = ?1", id, NULL),
 	                 IDB_FIELD_OVERHEAD + strlen(S_PASS));
-	assert_int_equal(q_ll(db, "SELECT length(ssn) FROM clients WHERE id = ?1", id, NULL),
+	assert_int_equal(q_ll_bind(db, "SELECT length(ssn) FROM clients WHERE id = ?1", id, NULL),
 	                 IDB_FIELD_OVERHEAD + strlen(S_SSN));
-	assert_int_equal(q_ll(db, "SELECT typeof(password) = 'blob' FROM credentials WHERE id = ?1", cred, NULL), 1);
-	assert_int_equal(q_ll(db, "SELECT length(password) FROM credentials WHERE id = ?1", cred, NULL),
+	assert_int_equal(q_ll_bind(db, "SELECT typeof(password) = 'blob' FROM credentials WHERE id = ?1", cred, NULL), 1);
+	assert_int_equal(q_ll_bind(db, "SELECT length(password) FROM credentials WHERE id = ?1", cred, NULL),
 	                 IDB_FIELD_OVERHEAD + strlen(S_CPW));
 	/* Two encryptions of one value differ (random nonces). */
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM clients a, clients b WHERE a.id = ?1 AND b.id = ?2 "
-	                          "AND a.a_number = b.a_number",
-	                      id, twin),
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM clients a, clients b WHERE a.id = ?1 AND b.id = ?2 "
+	                               "AND a.a_number = b.a_number",
+	                           id, twin),
 	                 0);
 
 	/* They open with the field key and storage.md's associated data, not with the database key. */
 	n = q_blob(db, "SELECT a_number FROM clients WHERE id = ?1", id, &blob);
 	idb_db_close(db);
-	org_keys("dt-store", &k, path, org_id);
+	org_keys_id("dt-store", &k, path, org_id, ID_LEN);
 	assert_non_null(blob);
 	assert_int_equal(blob[0], 0x01);
 	ver = (unsigned)blob[1] << 24 | (unsigned)blob[2] << 16 | (unsigned)blob[3] << 8 | blob[4];
@@ -3005,7 +2635,7 @@ another_orgs_ids_are_404_and_unusable_as_references(void **state)
 	(void)state;
 	org_with("dt-xa", "198.18.1.22", &a, NULL, NULL);
 	org_with("dt-xb", "198.18.1.22", &b, NULL, NULL);
-	user_new("dt-xa", "mb@dt-xa.test", "member", PW, ua);
+	user_new_pw("dt-xa", "mb@dt-xa.test", "member", PW, ua, ID_LEN);
 	one_of_each(&a, ia);
 	one_of_each(&b, ib);
 	for (k = 0; k < 5; k++) {
@@ -3158,9 +2788,10 @@ deleted_records_vanish_from_reads_but_stay_in_storage_and_the_log(void **state)
 	/* Kept: in storage, marked, and in the change log with create and delete. */
 	db = org_db("dt-soft");
 	for (k = 0; k < 5; k++)
-		assert_int_equal(q_ll(db, deleted_sql(RES[k]), ids[k], NULL), 1);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM clients WHERE id = ?1 AND deleted_at IS NULL", keep, NULL), 1);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM clients WHERE id = ?1 AND family_name = 'Each'", ids[0], NULL), 1);
+		assert_int_equal(q_ll_bind(db, deleted_sql(RES[k]), ids[k], NULL), 1);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM clients WHERE id = ?1 AND deleted_at IS NULL", keep, NULL), 1);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM clients WHERE id = ?1 AND family_name = 'Each'", ids[0], NULL),
+	                 1);
 	idb_db_close(db);
 	for (k = 0; k < 5; k++) {
 		c = changes(&a, F("entity=%s&entity_id=%s", RES[k], qenc(ids[k])));
@@ -3220,10 +2851,10 @@ change_log_records_each_write_with_its_field_diffs(void **state)
 	/* -bad: refused writes write nothing. */
 	serr(&m, "PATCH", F("/clients/%s", id), "{\"version\":1,\"given_name\":\"Stale\"}", 409, "conflict");
 	sreq(&m, "PATCH", F("/clients/%s", id), "{\"version\":4,\"email\":\"bad\"}", &r);
-	wfield(&r, "email", "bad email");
+	wfield_only(&r, "email", "bad email");
 	serr(&m, "PATCH", F("/clients/%s", id), "{\"version\":4,", 400, "invalid_json");
 	sreq(&m, "POST", "/clients", "{\"family_name\":\"\",\"given_name\":\"X\"}", &r);
-	wfield(&r, "family_name", "empty family name");
+	wfield_only(&r, "family_name", "empty family name");
 	assert_null(sok(&m, "DELETE", F("/clients/%s", id), NULL, 204));
 
 	c = changes(&a, F("entity_id=%s", qenc(id)));
@@ -3270,8 +2901,8 @@ change_log_records_each_write_with_its_field_diffs(void **state)
 	{
 		sqlite3 *db = org_db("dt-changes");
 
-		assert_int_equal(q_ll(db, "SELECT count(*) FROM change_log", NULL, NULL), changes_n(&a, ""));
-		assert_int_equal(q_ll(db, "SELECT count(*) FROM change_log WHERE entity_id = ?1", id, NULL), 5);
+		assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM change_log", NULL, NULL), changes_n(&a, ""));
+		assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM change_log WHERE entity_id = ?1", id, NULL), 5);
 		idb_db_close(db);
 	}
 	assert_int_equal(changes_n(&a, ""), n0 + 5 + 1 + 2);
@@ -3293,7 +2924,7 @@ change_log_records_user_and_settings_changes(void **state)
 	j = sok(&a, "POST", "/users",
 	        "{\"email\":\"nu@dt-chusers.test\",\"name\":\"New User\",\"role\":\"member\",\"password\":\"twelve-chars-pw\"}",
 	        201);
-	cpy(uid, sizeof(uid), jstr(j, "id"));
+	copy(uid, sizeof(uid), jstr(j, "id"));
 	cJSON_Delete(j);
 	c = changes(&a, F("entity=users&entity_id=%s", qenc(uid)));
 	assert_int_equal(cJSON_GetArraySize(c), 1);
@@ -3309,7 +2940,7 @@ change_log_records_user_and_settings_changes(void **state)
 	cJSON_Delete(sok(&a, "PATCH", F("/users/%s", uid), "{\"version\":1,\"role\":\"readonly\"}", 200));
 	serr(&a, "PATCH", F("/users/%s", uid), "{\"version\":1,\"role\":\"admin\"}", 409, "conflict");
 	g_secrets = NULL; /* the login itself sends the password */
-	login("dt-chusers", "198.18.1.26", "nu@dt-chusers.test", "twelve-chars-pw", &nu);
+	login_pw("dt-chusers", "198.18.1.26", "nu@dt-chusers.test", "twelve-chars-pw", &nu);
 	g_secrets = secrets;
 	assert_null(sok(&nu, "POST", "/me/password",
 	                "{\"current_password\":\"twelve-chars-pw\",\"new_password\":\"" PW2 "\"}", 204));
@@ -3333,7 +2964,7 @@ change_log_records_user_and_settings_changes(void **state)
 		struct h_resp r;
 
 		sreq(&a, "PATCH", "/settings", "{\"version\":2,\"session_idle_minutes\":0}", &r);
-		wfield(&r, "session_idle_minutes", "settings 0 minutes");
+		wfield_only(&r, "session_idle_minutes", "settings 0 minutes");
 	}
 	c = changes(&a, "entity=settings");
 	assert_int_equal(cJSON_GetArraySize(c), 1);
@@ -3431,7 +3062,7 @@ change_log_filters_pages_and_exports_ndjson(void **state)
 			cJSON_Delete(j);
 			break;
 		}
-		cpy(cursor, sizeof(cursor), jstr(j, "next_cursor"));
+		copy(cursor, sizeof(cursor), jstr(j, "next_cursor"));
 		cJSON_Delete(j);
 	}
 	assert_int_equal(n, total);
@@ -3496,10 +3127,10 @@ change_log_is_append_only_by_trigger(void **state)
 	cJSON_Delete(sok(&a, "PATCH", F("/clients/%s", id), "{\"version\":1,\"phone\":\"1\"}", 200));
 	assert_null(sok(&a, "DELETE", F("/clients/%s", id), NULL, 204));
 	db = org_db("dt-append");
-	n = q_ll(db, "SELECT count(*) FROM change_log", NULL, NULL);
+	n = q_ll_bind(db, "SELECT count(*) FROM change_log", NULL, NULL);
 	assert_true(n >= 3);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM change_log WHERE entity_id = ?1", id, NULL), 3);
-	snprintf(before, sizeof(before), "%lld", q_ll(db, "SELECT sum(length(changes)) FROM change_log", NULL, NULL));
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM change_log WHERE entity_id = ?1", id, NULL), 3);
+	snprintf(before, sizeof(before), "%lld", q_ll_bind(db, "SELECT sum(length(changes)) FROM change_log", NULL, NULL));
 	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		rc = q_exec(db, refused[i], NULL, NULL, err, sizeof(err));
 		if (rc == SQLITE_DONE)
@@ -3511,21 +3142,21 @@ change_log_is_append_only_by_trigger(void **state)
 	assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_not_equal(q_exec(db, "DELETE FROM change_log", NULL, NULL, err, sizeof(err)), SQLITE_DONE);
 	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM change_log", NULL, NULL), n);
-	assert_int_equal(q_ll(db, "SELECT count(*) FROM change_log WHERE action = 'create'", NULL, NULL) > 0, 1);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM change_log", NULL, NULL), n);
+	assert_int_equal(q_ll_bind(db, "SELECT count(*) FROM change_log WHERE action = 'create'", NULL, NULL) > 0, 1);
 	{
 		char after[64];
 
-		snprintf(after, sizeof(after), "%lld", q_ll(db, "SELECT sum(length(changes)) FROM change_log", NULL, NULL));
+		snprintf(after, sizeof(after), "%lld", q_ll_bind(db, "SELECT sum(length(changes)) FROM change_log", NULL, NULL));
 		assert_string_equal(before, after);
 	}
-	assert_true(q_ll(db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'change_log'",
-	                 NULL, NULL) >= 2);
+	assert_true(q_ll_bind(db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'change_log'",
+	                      NULL, NULL) >= 2);
 	/* The columns of the decision, with the actor. */
-	assert_int_equal(q_ll(db,
-	                      "SELECT count(*) FROM change_log WHERE entity_id = ?1 AND entity = 'clients' AND actor_kind = "
-	                      "'user' AND actor_id = ?2 AND at IS NOT NULL AND changes IS NOT NULL",
-	                      id, a.user_id),
+	assert_int_equal(q_ll_bind(db,
+	                           "SELECT count(*) FROM change_log WHERE entity_id = ?1 AND entity = 'clients' AND "
+	                           "actor_kind = 'user' AND actor_id = ?2 AND at IS NOT NULL AND changes IS NOT NULL",
+	                           id, a.user_id),
 	                 3);
 	idb_db_close(db);
 	/* The API still reads it all. */

@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "client.h"
 #include "harness.h"
 #include "store/db.h"
 #include "store/mig.h"
@@ -29,12 +30,14 @@
 
 #define WORKERS 3
 
-static struct h_env env;
+struct h_env env;
 
 static int
 setup(void **state)
 {
 	(void)state;
+	client_opts.error_type = 1;
+	client_opts.error_message = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (sodium_init() < 0)
 		return -1;
@@ -49,30 +52,6 @@ teardown(void **state)
 
 	curl_global_cleanup();
 	return rc;
-}
-
-/* Asserts the api.md error shape with the given status and code. */
-static void
-assert_error(const struct h_resp *r, long status, const char *code)
-{
-	cJSON *j, *err, *c, *m;
-	char cc[64];
-
-	assert_int_equal(r->status, status);
-	assert_int_equal(h_header(r, "Cache-Control", cc, sizeof(cc)), 0);
-	assert_string_equal(cc, "no-store");
-	assert_int_equal(h_header(r, "Content-Type", cc, sizeof(cc)), 0);
-	assert_string_equal(cc, "application/json; charset=utf-8");
-	j = cJSON_Parse(r->body);
-	assert_non_null(j);
-	err = cJSON_GetObjectItemCaseSensitive(j, "error");
-	assert_true(cJSON_IsObject(err));
-	c = cJSON_GetObjectItemCaseSensitive(err, "code");
-	m = cJSON_GetObjectItemCaseSensitive(err, "message");
-	assert_true(cJSON_IsString(c));
-	assert_true(cJSON_IsString(m));
-	assert_string_equal(c->valuestring, code);
-	cJSON_Delete(j);
 }
 
 static void
@@ -250,24 +229,6 @@ org_routes_unknown_org_404_known_org_401(void **state)
 	h_resp_free(&r);
 }
 
-/* Unwraps an org's keys from the test's side, as an operator holding the master key could. */
-static void
-org_keys(const char *slug, struct idb_org *o, struct idb_org_keys *k)
-{
-	struct idb_master *m = NULL;
-	struct idb_conf conf;
-	char err[512];
-	sqlite3 *reg = NULL;
-
-	assert_int_equal(idb_conf_open(&conf, env.conf, NULL, err, sizeof(err)), IDB_OK);
-	assert_int_equal(idb_key_master_load(conf.master_key_file, &m), IDB_OK);
-	assert_int_equal(idb_reg_open(&conf, m, 0, &reg), IDB_OK);
-	assert_int_equal(idb_reg_org_find(reg, slug, o), IDB_OK);
-	assert_int_equal(idb_reg_org_keys(reg, m, o->id, k), IDB_OK);
-	idb_db_close(reg);
-	idb_key_master_free(m);
-}
-
 static void
 scan_no_plaintext(const char *path, const char *const *needles)
 {
@@ -296,7 +257,6 @@ storage_is_encrypted_and_needs_its_key(void **state)
 	char out[4096], err[4096], path[IDB_PATH_MAX], reg[IDB_PATH_MAX], cmd[256];
 	char spec[IDB_KEY_SPEC_LEN];
 	struct idb_org_keys k;
-	struct idb_org o;
 	struct idb_conf conf;
 
 	(void)state;
@@ -307,9 +267,8 @@ storage_is_encrypted_and_needs_its_key(void **state)
 	                         "--org", "probe", "--email", "probe.admin@plaintext-probe.test", "--name", "Probe Admin",
 	                         "--role", "admin", "--password-stdin", NULL),
 	                 0);
-	org_keys("probe", &o, &k);
+	org_keys("probe", &k, path);
 	assert_int_equal(idb_conf_open(&conf, env.conf, NULL, err, sizeof(err)), IDB_OK);
-	assert_int_equal(idb_org_path(&conf, o.id, path), IDB_OK);
 	assert_int_equal(idb_reg_path(&conf, reg), IDB_OK);
 	scan_no_plaintext(path, needles);
 	scan_no_plaintext(reg, needles);
@@ -449,7 +408,6 @@ org_behind_schema_answers_503_until_migrated(void **state)
 	char out[4096], err[4096], path[IDB_PATH_MAX], ra[32];
 	struct idb_org_keys k;
 	struct idb_conf conf;
-	struct idb_org o;
 	struct h_resp r;
 	sqlite3 *db;
 
@@ -459,9 +417,8 @@ org_behind_schema_answers_503_until_migrated(void **state)
 	                 0);
 	/* Replace the org's database by one made with the first migration only,
 	 * as a binary of an earlier version would have left it. */
-	org_keys("behind", &o, &k);
+	org_keys("behind", &k, path);
 	assert_int_equal(idb_conf_open(&conf, env.conf, NULL, err, sizeof(err)), IDB_OK);
-	assert_int_equal(idb_org_path(&conf, o.id, path), IDB_OK);
 	{
 		struct idb_mig_set first = {"org-v1", idb_mig_org.files, 1};
 		char fresh[IDB_PATH_MAX + 8];

@@ -35,29 +35,19 @@
 #include <sodium.h>
 
 #include "checks.h"
+#include "client.h"
 #include "harness.h"
 #include "api/api.h"
 #include "store/db.h"
 #include "store/registry.h"
 
 #define WORKERS 2
-#define OATHTOOL "/usr/bin/oathtool"
-#define PW "correct horse battery staple"
 #define SA_PW "sysadmin passphrase of some length"
 #define SA_NET4 "198.18.9.0/24"
 #define SA_NET6 "2001:db8:9::/48"
 #define BREAK_GLASS_S (4 * 60 * 60)
 
-static struct h_env env;
-
-/* An org user's session. */
-struct sess {
-	char slug[48];
-	char ip[64];
-	char token[128];
-	char csrf[256];
-	char user_id[64];
-};
+struct h_env env;
 
 /* A sysadmin: the account, and (after sa_login) its session. */
 struct sa {
@@ -84,26 +74,6 @@ rep(char c, size_t n)
 	memset(p, c, n);
 	p[n] = '\0';
 	return p;
-}
-
-static cJSON *
-jparse(const struct h_resp *r)
-{
-	cJSON *j = cJSON_Parse(r->body);
-
-	if (j == NULL)
-		fail_msg("not JSON (status %ld): %.300s", r->status, r->body);
-	return j;
-}
-
-static const cJSON *
-jobj(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (!cJSON_IsObject(v))
-		fail_msg("\"%s\" is not an object", k);
-	return v;
 }
 
 static int
@@ -142,196 +112,7 @@ rfc3339(const char *s)
 	return timegm(&tm);
 }
 
-/* Asserts the status (showing the body otherwise) and Cache-Control: no-store. */
-static void
-want(const struct h_resp *r, long status)
-{
-	char cc[64];
-
-	if (r->status != status)
-		fail_msg("expected %ld, got %ld: %.400s", status, r->status, r->body);
-	assert_int_equal(h_header(r, "Cache-Control", cc, sizeof(cc)), 0);
-	assert_string_equal(cc, "no-store");
-}
-
-/* Asserts the api.md error shape with the given status and code. */
-static void
-assert_error(const struct h_resp *r, long status, const char *code)
-{
-	const cJSON *err;
-	cJSON *j;
-
-	want(r, status);
-	j = jparse(r);
-	err = jobj(j, "error");
-	if (strcmp(jstr(err, "code"), code) != 0)
-		fail_msg("expected code %s, got %s: %.300s", code, jstr(err, "code"), r->body);
-	(void)jstr(err, "message");
-	cJSON_Delete(j);
-}
-
-static void
-werr(struct h_resp *r, long status, const char *code)
-{
-	assert_error(r, status, code);
-	h_resp_free(r);
-}
-
-/* 422 validation_failed naming field; frees the response. */
-static void
-wfield(struct h_resp *r, const char *field)
-{
-	const cJSON *fields;
-	cJSON *j;
-
-	assert_error(r, 422, "validation_failed");
-	j = jparse(r);
-	fields = jobj(jobj(j, "error"), "fields");
-	if (cJSON_GetObjectItemCaseSensitive(fields, field) == NULL)
-		fail_msg("fields has no \"%s\": %.300s", field, r->body);
-	cJSON_Delete(j);
-	h_resp_free(r);
-}
-
-/* Asserts the status, returns the parsed body (NULL for 204) and frees the response. */
-static cJSON *
-wjson(struct h_resp *r, long status)
-{
-	cJSON *j = NULL;
-
-	want(r, status);
-	if (status == 204)
-		assert_int_equal(r->len, 0);
-	else
-		j = jparse(r);
-	h_resp_free(r);
-	return j;
-}
-
-/* --- requests ------------------------------------------------------ */
-
-/*
- * One request as a client at ip (NULL: no X-Forwarded-For, i.e. loopback).
- * cookie: a whole "name=value" (NULL: none); reason: X-Access-Reason (NULL:
- * none); csrf: X-CSRF-Token (NULL: none).
- */
-static void
-raw(const char *method, const char *path, const char *ip, const char *cookie, const char *reason, const char *csrf,
-    const char *body, struct h_resp *r)
-{
-	char xff[128], ck[512], xr[F_LEN + 32], xcsrf[512];
-	const char *hdr[6];
-	int n = 0;
-
-	if (ip != NULL) {
-		snprintf(xff, sizeof(xff), "X-Forwarded-For: %s", ip);
-		hdr[n++] = xff;
-	}
-	if (cookie != NULL) {
-		snprintf(ck, sizeof(ck), "Cookie: %s", cookie);
-		hdr[n++] = ck;
-	}
-	if (reason != NULL) {
-		assert_true(strlen(reason) < F_LEN);
-		snprintf(xr, sizeof(xr), "X-Access-Reason: %s", reason);
-		hdr[n++] = xr;
-	}
-	if (csrf != NULL) {
-		snprintf(xcsrf, sizeof(xcsrf), "X-CSRF-Token: %s", csrf);
-		hdr[n++] = xcsrf;
-	}
-	hdr[n] = NULL;
-	assert_int_equal(h_http(&env, method, path, hdr, body, body ? strlen(body) : 0, r), 0);
-}
-
-/* A request as user session s to /api/v1/orgs/<slug><sub>, with its CSRF token on all but GET. */
-static void
-sreq(const struct sess *s, const char *method, const char *sub, const char *body, struct h_resp *r)
-{
-	raw(method, F("/api/v1/orgs/%s%s", s->slug, sub), s->ip, F("immidb_session=%s", s->token), NULL,
-	    strcmp(method, "GET") ? s->csrf : NULL, body, r);
-}
-
-static void
-serr(const struct sess *s, const char *method, const char *sub, const char *body, long status, const char *code)
-{
-	struct h_resp r;
-
-	sreq(s, method, sub, body, &r);
-	werr(&r, status, code);
-}
-
-static cJSON *
-sok(const struct sess *s, const char *method, const char *sub, const char *body, long status)
-{
-	struct h_resp r;
-
-	sreq(s, method, sub, body, &r);
-	return wjson(&r, status);
-}
-
-/* Logs a user in (no second factor). */
-static void
-login(const char *slug, const char *ip, const char *email, struct sess *s)
-{
-	char sc[512];
-	struct h_resp r;
-	size_t n;
-	cJSON *j;
-
-	memset(s, 0, sizeof(*s));
-	snprintf(s->slug, sizeof(s->slug), "%s", slug);
-	snprintf(s->ip, sizeof(s->ip), "%s", ip);
-	raw("POST", F("/api/v1/orgs/%s/session", slug), ip, NULL, NULL, NULL,
-	    F("{\"email\":\"%s\",\"password\":\"%s\"}", email, PW), &r);
-	want(&r, 200);
-	assert_int_equal(h_header(&r, "Set-Cookie", sc, sizeof(sc)), 0);
-	assert_true(starts(sc, "immidb_session="));
-	n = strcspn(sc + 15, ";");
-	assert_true(n < sizeof(s->token));
-	memcpy(s->token, sc + 15, n);
-	s->token[n] = '\0';
-	j = jparse(&r);
-	snprintf(s->csrf, sizeof(s->csrf), "%s", jstr(j, "csrf_token"));
-	snprintf(s->user_id, sizeof(s->user_id), "%s", jstr(jobj(j, "user"), "id"));
-	cJSON_Delete(j);
-	h_resp_free(&r);
-}
-
 /* --- immidb-admin -------------------------------------------------- */
-
-static void
-org_new(const char *slug)
-{
-	char out[4096], err[4096];
-	int rc = h_admin(&env, NULL, out, sizeof(out), err, sizeof(err), "org", "create", "--slug", slug, "--name",
-	                 F("%s LLP", slug), NULL);
-
-	if (rc != 0)
-		fail_msg("org create %s: %d %s", slug, rc, err);
-}
-
-static void
-user_new(const char *slug, const char *email, const char *role)
-{
-	char out[4096], err[4096];
-	int rc = h_admin(&env, F("%s\n", PW), out, sizeof(out), err, sizeof(err), "user", "add", "--org", slug,
-	                 "--email", email, "--name", F("Name of %s", email), "--role", role, "--password-stdin", NULL);
-
-	if (rc != 0)
-		fail_msg("user add %s: %d %s", email, rc, err);
-}
-
-/* An org with an admin logged in from admin_ip. */
-static void
-org_with_admin(const char *slug, const char *admin_ip, struct sess *admin)
-{
-	const char *email = F("admin@%s.test", slug);
-
-	org_new(slug);
-	user_new(slug, email, "admin");
-	login(slug, admin_ip, email, admin);
-}
 
 /* The value after "prefix" on a line of out (up to the end of the line), or -1. */
 static int
@@ -441,52 +222,13 @@ refused(int rc, const char *err)
 	assert_null(strstr(err, "Sanitizer"));
 }
 
-/* --- TOTP through oathtool ----------------------------------------- */
-
-/* The code of the step `steps` away from now, computed by oathtool. */
-static void
-totp(const char *secret, int steps, char code[16])
-{
-	char when[64], out[256], err[256];
-	int rc;
-
-	if (steps == 0)
-		rc = h_run(NULL, out, sizeof(out), err, sizeof(err), OATHTOOL, "--totp", "-b", secret, NULL);
-	else {
-		snprintf(when, sizeof(when), "now %c %d seconds", steps < 0 ? '-' : '+', abs(steps) * 30);
-		rc = h_run(NULL, out, sizeof(out), err, sizeof(err), OATHTOOL, "--totp", "-b", "-N", when, secret, NULL);
-	}
-	if (rc != 0)
-		fail_msg("oathtool: %d %s", rc, err);
-	out[strcspn(out, "\r\n")] = '\0';
-	assert_int_equal(strlen(out), 6);
-	memcpy(code, out, 7);
-}
-
-/* A 6-digit code that is none of the codes of steps -2..+2. */
-static void
-totp_wrong(const char *secret, char code[16])
-{
-	char near[5][16];
-	int i, v = 123456, clash;
-
-	for (i = 0; i < 5; i++)
-		totp(secret, i - 2, near[i]);
-	do {
-		snprintf(code, 16, "%06d", v);
-		v = (v + 111111) % 1000000;
-		for (clash = 0, i = 0; i < 5; i++)
-			clash |= strcmp(code, near[i]) == 0;
-	} while (clash);
-}
-
 /* --- sysadmin sessions and requests -------------------------------- */
 
 /* POST /api/v1/sysadmin/session from ip with the given body. */
 static void
 sa_post_login(const char *ip, const char *body, struct h_resp *r)
 {
-	raw("POST", "/api/v1/sysadmin/session", ip, NULL, NULL, NULL, body, r);
+	raw_with("POST", "/api/v1/sysadmin/session", ip, NULL, NULL, NULL, body, r);
 }
 
 static const char *
@@ -543,7 +285,7 @@ sa_take(struct sa *a, struct h_resp *r)
 	}
 	if (!path || !httponly || !samesite)
 		fail_msg("cookie lacks Path=/api/, HttpOnly or SameSite=Strict: %s", sc);
-	j = jparse(r);
+	j = jparse_text(r->body, r->status);
 	s = jobj(j, "sysadmin");
 	assert_string_equal(jstr(s, "id"), a->id);
 	assert_string_equal(jstr(s, "email"), a->email);
@@ -580,8 +322,8 @@ static void
 sa_req(const struct sa *a, const char *method, const char *slug, const char *sub, const char *reason, const char *body,
        struct h_resp *r)
 {
-	raw(method, F("/api/v1/orgs/%s%s", slug, sub), a->ip, sa_cookie(a), reason, strcmp(method, "GET") ? a->csrf : NULL,
-	    body, r);
+	raw_with(method, F("/api/v1/orgs/%s%s", slug, sub), a->ip, sa_cookie(a), reason,
+	         strcmp(method, "GET") ? a->csrf : NULL, body, r);
 }
 
 static cJSON *
@@ -608,7 +350,7 @@ sa_err(const struct sa *a, const char *method, const char *slug, const char *sub
 static void
 glass(const struct sa *a, const char *ip, const char *csrf, const char *body, struct h_resp *r)
 {
-	raw("POST", "/api/v1/sysadmin/break-glass", ip, a ? sa_cookie(a) : NULL, NULL, csrf, body, r);
+	raw_with("POST", "/api/v1/sysadmin/break-glass", ip, a ? sa_cookie(a) : NULL, NULL, csrf, body, r);
 }
 
 /* --- the access log, as the org admin reads it ---------------------- */
@@ -988,33 +730,33 @@ assigned_sysadmin_works_like_an_admin_with_a_reason_and_every_request_is_logged(
 	}
 
 	/* -bad: from an address outside the sysadmin allow-list, the session is refused: 403 ip_not_allowed. */
-	raw("GET", "/api/v1/orgs/sa-org/clients", "198.18.10.5", sa_cookie(&a), why, NULL, NULL, &r);
+	raw_with("GET", "/api/v1/orgs/sa-org/clients", "198.18.10.5", sa_cookie(&a), why, NULL, NULL, &r);
 	werr(&r, 403, "ip_not_allowed");
-	raw("GET", "/api/v1/orgs/sa-org/clients", NULL, sa_cookie(&a), why, NULL, NULL, &r);
+	raw_with("GET", "/api/v1/orgs/sa-org/clients", NULL, sa_cookie(&a), why, NULL, NULL, &r);
 	werr(&r, 403, "ip_not_allowed");
-	raw("GET", "/api/v1/orgs/sa-org/clients", "2001:db8:a::5", sa_cookie(&a), why, NULL, NULL, &r);
+	raw_with("GET", "/api/v1/orgs/sa-org/clients", "2001:db8:a::5", sa_cookie(&a), why, NULL, NULL, &r);
 	werr(&r, 403, "ip_not_allowed");
 	/* -bad: a made-up sysadmin cookie is no session. */
-	raw("GET", "/api/v1/orgs/sa-org/clients", a.ip, F("immidb_sysadmin=%s", rep('A', 43)), why, NULL, NULL, &r);
+	raw_with("GET", "/api/v1/orgs/sa-org/clients", a.ip, F("immidb_sysadmin=%s", rep('A', 43)), why, NULL, NULL, &r);
 	werr(&r, 401, "unauthenticated");
 	/* -bad: the sysadmin cookie is not a user session (and vice versa). */
-	raw("GET", "/api/v1/orgs/sa-org/clients", a.ip, F("immidb_session=%s", a.token), why, NULL, NULL, &r);
+	raw_with("GET", "/api/v1/orgs/sa-org/clients", a.ip, F("immidb_session=%s", a.token), why, NULL, NULL, &r);
 	assert_true(r.status == 401 || r.status == 404);
 	h_resp_free(&r);
 
 	/* -bad: writes without the sysadmin's CSRF token (none, wrong, the org admin's): 403 csrf_failed, nothing written. */
-	raw("POST", "/api/v1/orgs/sa-org/clients", a.ip, sa_cookie(&a), why, NULL,
-	    "{\"family_name\":\"Nocsrf\",\"given_name\":\"A\"}", &r);
+	raw_with("POST", "/api/v1/orgs/sa-org/clients", a.ip, sa_cookie(&a), why, NULL,
+	         "{\"family_name\":\"Nocsrf\",\"given_name\":\"A\"}", &r);
 	werr(&r, 403, "csrf_failed");
-	raw("POST", "/api/v1/orgs/sa-org/clients", a.ip, sa_cookie(&a), why, rep('x', 43),
-	    "{\"family_name\":\"Nocsrf\",\"given_name\":\"A\"}", &r);
+	raw_with("POST", "/api/v1/orgs/sa-org/clients", a.ip, sa_cookie(&a), why, rep('x', 43),
+	         "{\"family_name\":\"Nocsrf\",\"given_name\":\"A\"}", &r);
 	werr(&r, 403, "csrf_failed");
-	raw("POST", "/api/v1/orgs/sa-org/clients", a.ip, sa_cookie(&a), why, admin.csrf,
-	    "{\"family_name\":\"Nocsrf\",\"given_name\":\"A\"}", &r);
+	raw_with("POST", "/api/v1/orgs/sa-org/clients", a.ip, sa_cookie(&a), why, admin.csrf,
+	         "{\"family_name\":\"Nocsrf\",\"given_name\":\"A\"}", &r);
 	werr(&r, 403, "csrf_failed");
 	/* -bad: a write with the token but without a reason. */
-	raw("POST", "/api/v1/orgs/sa-org/clients", a.ip, sa_cookie(&a), NULL, a.csrf,
-	    "{\"family_name\":\"Noreason\",\"given_name\":\"A\"}", &r);
+	raw_with("POST", "/api/v1/orgs/sa-org/clients", a.ip, sa_cookie(&a), NULL, a.csrf,
+	         "{\"family_name\":\"Noreason\",\"given_name\":\"A\"}", &r);
 	werr(&r, 403, "reason_required");
 	assert_int_equal(count_items(&admin, "/clients"), 0);
 
@@ -1122,8 +864,8 @@ org_admins_list_and_withdraw_sysadmins_and_assignments_end(void **state)
 
 	(void)state;
 	org_with_admin("sa-rev", "198.18.20.3", &admin);
-	user_new("sa-rev", "member@sa-rev.test", "member");
-	user_new("sa-rev", "ro@sa-rev.test", "readonly");
+	user_new("sa-rev", "member@sa-rev.test", "member", NULL, 0);
+	user_new("sa-rev", "ro@sa-rev.test", "readonly", NULL, 0);
 	login("sa-rev", "198.18.20.3", "member@sa-rev.test", &member);
 	login("sa-rev", "198.18.20.3", "ro@sa-rev.test", &ro);
 	org_with_admin("sa-rev2", "198.18.20.4", &other);
@@ -1199,8 +941,8 @@ org_admins_list_and_withdraw_sysadmins_and_assignments_end(void **state)
 	serr(&member, "DELETE", F("/sysadmins/%s", x.id), NULL, 403, "forbidden");
 	serr(&ro, "DELETE", F("/sysadmins/%s", x.id), NULL, 403, "forbidden");
 	/* -bad: the admin without the CSRF token. */
-	raw("DELETE", F("/api/v1/orgs/sa-rev/sysadmins/%s", x.id), admin.ip, F("immidb_session=%s", admin.token), NULL,
-	    NULL, NULL, &r);
+	raw_with("DELETE", F("/api/v1/orgs/sa-rev/sysadmins/%s", x.id), admin.ip, F("immidb_session=%s", admin.token), NULL,
+	         NULL, NULL, &r);
 	werr(&r, 403, "csrf_failed");
 	/* -bad: another org's admin cannot withdraw w, who is assigned here only. */
 	serr(&other, "DELETE", F("/sysadmins/%s", w.id), NULL, 404, "not_found");
@@ -1265,12 +1007,12 @@ break_glass_grants_four_hours_logged_and_listed(void **state)
 	/* -bad: without a sysadmin session: 401; with a made-up cookie: 401. */
 	glass(NULL, "198.18.9.41", NULL, F("{\"org\":\"sa-glass\",\"reason\":\"%s\"}", why), &r);
 	werr(&r, 401, "unauthenticated");
-	raw("POST", "/api/v1/sysadmin/break-glass", "198.18.9.41", F("immidb_sysadmin=%s", rep('B', 43)), NULL, g.csrf,
-	    F("{\"org\":\"sa-glass\",\"reason\":\"%s\"}", why), &r);
+	raw_with("POST", "/api/v1/sysadmin/break-glass", "198.18.9.41", F("immidb_sysadmin=%s", rep('B', 43)), NULL, g.csrf,
+	         F("{\"org\":\"sa-glass\",\"reason\":\"%s\"}", why), &r);
 	werr(&r, 401, "unauthenticated");
 	/* -bad: an org user's session is not a sysadmin session. */
-	raw("POST", "/api/v1/sysadmin/break-glass", "198.18.9.41", F("immidb_session=%s", admin.token), NULL, admin.csrf,
-	    F("{\"org\":\"sa-glass\",\"reason\":\"%s\"}", why), &r);
+	raw_with("POST", "/api/v1/sysadmin/break-glass", "198.18.9.41", F("immidb_session=%s", admin.token), NULL,
+	         admin.csrf, F("{\"org\":\"sa-glass\",\"reason\":\"%s\"}", why), &r);
 	werr(&r, 401, "unauthenticated");
 	/* -bad: from a non-sysadmin address, with everything else right: 403. */
 	glass(&g, "198.18.10.41", g.csrf, F("{\"org\":\"sa-glass\",\"reason\":\"%s\"}", why), &r);
@@ -1631,8 +1373,8 @@ every_org_route_a_sysadmin_calls_is_one_sysadmin_access_entry(void **state)
 			continue;
 		route_path(rt->pattern, "sa-walk", "c_00000000000000000000000000000000", path, sizeof(path));
 		before = log_count(&admin, "sysadmin.access");
-		raw(rt->method, path, a.ip, sa_cookie(&a), why, strcmp(rt->method, "GET") ? a.csrf : NULL,
-		    strcmp(rt->method, "GET") ? "{}" : NULL, &r);
+		raw_with(rt->method, path, a.ip, sa_cookie(&a), why, strcmp(rt->method, "GET") ? a.csrf : NULL,
+		         strcmp(rt->method, "GET") ? "{}" : NULL, &r);
 		after = log_count(&admin, "sysadmin.access");
 		if (r.status >= 500 || after != before + 1) {
 			print_error("sysadmin on %s %s: %ld %.200s; sysadmin.access entries %d -> %d\n", rt->method, path,
@@ -1712,7 +1454,7 @@ sysadmin_sessions_and_grants_end_when_their_time_is_up(void **state)
 
 	(void)state;
 	org_with_admin("sa-time", "198.18.20.11", &admin);
-	user_new("sa-time", "member@sa-time.test", "member");
+	user_new("sa-time", "member@sa-time.test", "member", NULL, 0);
 	login("sa-time", "198.18.20.11", "member@sa-time.test", &member);
 	sa_new("ops8a@platform.test", 0, &a);
 	sa_new("ops8b@platform.test", 0, &b);
@@ -1729,11 +1471,11 @@ sysadmin_sessions_and_grants_end_when_their_time_is_up(void **state)
 	cJSON_Delete(sa_ok(&b, "GET", "sa-time", "/clients", why, NULL, 200));
 
 	/* A member's session with an assigned sysadmin's cookie beside it: still the member. */
-	raw("GET", "/api/v1/orgs/sa-time/users", member.ip,
-	    F("immidb_session=%s; immidb_sysadmin=%s", member.token, a.token), why, NULL, NULL, &r);
+	raw_with("GET", "/api/v1/orgs/sa-time/users", member.ip,
+	         F("immidb_session=%s; immidb_sysadmin=%s", member.token, a.token), why, NULL, NULL, &r);
 	werr(&r, 403, "forbidden");
-	raw("GET", "/api/v1/orgs/sa-time/users", a.ip, F("immidb_sysadmin=%s; immidb_session=%s", a.token, member.token),
-	    why, NULL, NULL, &r);
+	raw_with("GET", "/api/v1/orgs/sa-time/users", a.ip,
+	         F("immidb_sysadmin=%s; immidb_session=%s", a.token, member.token), why, NULL, NULL, &r);
 	werr(&r, 403, "forbidden");
 
 	/* a: idle for 31 minutes. */
@@ -1836,6 +1578,8 @@ setup(void **state)
 	const char *line = "sysadmin_ip_allowlist = " SA_NET4 ", " SA_NET6 "\n";
 
 	(void)state;
+	client_opts.error_message = 1;
+	client_opts.empty_204 = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (sodium_init() < 0)
 		return -1;
