@@ -87,6 +87,10 @@ enum idb_err idb_api_cookie(struct idb_ctx *, const char *token);
 enum idb_err idb_api_invalid(struct idb_ctx *, const char *field, const char *msg);
 /* Retry-After: seconds, and IDB_E_TOO_MANY_REQUESTS to return. */
 enum idb_err idb_api_retry_after(struct idb_ctx *, long long seconds);
+/* A failed password or second factor: one failure of the login throttle for
+ * email and the caller's address, and an auth event (kind, detail); 401. */
+enum idb_err idb_api_auth_failed(struct idb_ctx *, const char *email, const char *kind, const char *user_id,
+                                 const char *detail);
 /* Parses ?limit= (1..200, default 50); IDB_E_BAD_REQUEST when malformed. */
 enum idb_err idb_api_limit(struct idb_ctx *, int *limit);
 

@@ -577,31 +577,6 @@ static const struct idb_vfield export_fields[] = {
 	{"password", IDB_V_STRING, IDB_VF_REQUIRED, 1, IDB_PW_MAX, NULL, NULL, NULL},
 };
 
-/*
- * A wrong password: one failure of the login throttle for the caller's
- * email and address (the fifth starts a lockout, with its own
- * session.lockout entry and notification), in a level of its own that the
- * request's transaction commits with the org.export entry. Answers 401.
- */
-static enum idb_err
-reauth_failed(struct idb_ctx *x)
-{
-	sqlite3 *db = x->oh->db;
-	enum idb_err e;
-
-	if ((e = idb_db_begin(db)) != IDB_OK)
-		return e;
-	if ((e = idb_throttle_fail(db, x->user.email, x->req->client_ip, x->now)) != IDB_OK ||
-	    (e = idb_auth_event(db, x->now, "password_failed", x->user.email, x->req->client_ip, x->user.id,
-	                        "org.export")) != IDB_OK) {
-		idb_db_rollback(db);
-		return e;
-	}
-	if ((e = idb_db_commit(db)) != IDB_OK)
-		return e;
-	return IDB_E_INVALID_CREDENTIALS;
-}
-
 /* The caller's own password, under the login throttle: 429 while the email or address is locked out
  * (before the password is looked at, so a right one is refused too). */
 static enum idb_err
@@ -622,7 +597,12 @@ reauth(struct idb_ctx *x, const char *pw)
 		e = idb_pw_verify(hash, pw);
 	sodium_memzero(hash, sizeof(hash));
 	/* Like the password change, a right password does not reset the count: only a complete login does. */
-	return e == IDB_E_INVALID_CREDENTIALS ? reauth_failed(x) : e;
+	/* A wrong password: one failure of the login throttle (the fifth starts a
+	 * lockout, with its own entry and notice), in a level of the request's
+	 * transaction, committed with the org.export entry. */
+	return e == IDB_E_INVALID_CREDENTIALS
+	           ? idb_api_auth_failed(x, x->user.email, "password_failed", x->user.id, "org.export")
+	           : e;
 }
 
 /* The entry's detail and Content-Disposition (the header last: nothing is added on failure). */

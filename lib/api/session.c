@@ -33,9 +33,9 @@ idb_api_retry_after(struct idb_ctx *x, long long seconds)
 	return IDB_E_TOO_MANY_REQUESTS;
 }
 
-/* Records a failed attempt (its own transaction) and answers 401. */
-static enum idb_err
-failed(struct idb_ctx *x, const char *email, const char *kind, const char *user_id)
+/* Records a failed attempt (its own transaction, or a level of the request's) and answers 401. */
+enum idb_err
+idb_api_auth_failed(struct idb_ctx *x, const char *email, const char *kind, const char *user_id, const char *detail)
 {
 	sqlite3 *db = x->oh->db;
 	enum idb_err e;
@@ -43,7 +43,7 @@ failed(struct idb_ctx *x, const char *email, const char *kind, const char *user_
 	if ((e = idb_db_begin(db)) != IDB_OK)
 		return e;
 	if ((e = idb_throttle_fail(db, email, x->req->client_ip, x->now)) != IDB_OK ||
-	    (e = idb_auth_event(db, x->now, kind, email, x->req->client_ip, user_id, "")) != IDB_OK) {
+	    (e = idb_auth_event(db, x->now, kind, email, x->req->client_ip, user_id, detail)) != IDB_OK) {
 		idb_db_rollback(db);
 		return e;
 	}
@@ -114,14 +114,14 @@ idb_api_login(struct idb_ctx *x)
 	if (e == IDB_E_NOT_FOUND) {
 		/* Same work as for a real user: the answer's time does not tell. */
 		idb_pw_verify(x->app->dummy_hash, pw);
-		return failed(x, email, "login_failed", "");
+		return idb_api_auth_failed(x, email, "login_failed", "", "");
 	}
 	if (e != IDB_OK)
 		return e;
 	ok = idb_pw_verify(hash, pw) == IDB_OK && !u.disabled;
 	if (!ok) {
 		sodium_memzero(hash, sizeof(hash));
-		return failed(x, email, "login_failed", u.id);
+		return idb_api_auth_failed(x, email, "login_failed", u.id, "");
 	}
 	if ((e = idb_db_begin(db)) != IDB_OK)
 		goto out;
@@ -192,7 +192,7 @@ idb_api_login_mfa(struct idb_ctx *x)
 		return e;
 	if ((e = idb_api_totp_secret(x, x->user.id, &t, secret)) != IDB_OK) {
 		idb_db_rollback(db);
-		return e == IDB_E_NOT_FOUND ? failed(x, x->user.email, "mfa_failed", x->user.id) : e;
+		return e == IDB_E_NOT_FOUND ? idb_api_auth_failed(x, x->user.email, "mfa_failed", x->user.id, "") : e;
 	}
 	if (v[0].present)
 		e = idb_totp_verify(secret, sizeof(secret), v[0].s, x->now, (uint64_t)t.last_step, &step);
@@ -220,7 +220,7 @@ fail:
 	idb_db_rollback(db);
 	sodium_memzero(token, sizeof(token));
 	if (e == IDB_E_INVALID_CREDENTIALS)
-		return failed(x, x->user.email, "mfa_failed", x->user.id);
+		return idb_api_auth_failed(x, x->user.email, "mfa_failed", x->user.id, "");
 	return e;
 }
 

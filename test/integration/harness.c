@@ -233,6 +233,21 @@ write_file(const char *path, const char *text, mode_t mode)
 	return ok ? 0 : -1;
 }
 
+int
+h_conf_append(struct h_env *env, const char *line)
+{
+	size_t n = strlen(line);
+	int fd, ok;
+
+	if ((fd = open(env->conf, O_WRONLY | O_APPEND)) < 0)
+		return -1;
+	ok = write(fd, line, n) == (ssize_t)n;
+	close(fd);
+	if (!ok || h_fcgi_stop(env, 12000) != 0 || h_fcgi_start(env) != 0 || h_wait_ready(env, 15000) != 0)
+		return -1;
+	return 0;
+}
+
 #define J(dst, ...) (snprintf(dst, sizeof(dst), __VA_ARGS__) >= (int)sizeof(dst) ? -1 : 0)
 
 int

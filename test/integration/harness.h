@@ -49,6 +49,9 @@ int h_fcgi_start(struct h_env *);
 int h_fcgi_stop(struct h_env *, int timeout_ms);
 /* Waits for health to answer 200; 0 if it did within timeout_ms. */
 int h_wait_ready(struct h_env *, int timeout_ms);
+/* Appends line (with its newline) to the configuration and restarts
+ * immidb-fcgi with it, waiting until it is ready. 0 on success. */
+int h_conf_append(struct h_env *, const char *line);
 
 /* Runs build/immidb-admin --config <conf> args... (NULL-terminated), feeding
  * stdin_text (may be NULL); stdout (and stderr, if err != NULL) captured. Returns the exit status. */

@@ -66,7 +66,6 @@ static int
 setup(void **state)
 {
 	const char *line = "sysadmin_ip_allowlist = " SA_NET "\n";
-	int fd, ok;
 
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -75,13 +74,7 @@ setup(void **state)
 	if (h_start_with(&env, WORKERS, "127.0.0.1") != 0)
 		return -1;
 	/* Sysadmin addresses for the one test that needs a sysadmin: appended, then a restart. */
-	if ((fd = open(env.conf, O_WRONLY | O_APPEND)) < 0)
-		return -1;
-	ok = write(fd, line, strlen(line)) == (ssize_t)strlen(line);
-	close(fd);
-	if (!ok || h_fcgi_stop(&env, 12000) != 0 || h_fcgi_start(&env) != 0 || h_wait_ready(&env, 15000) != 0)
-		return -1;
-	return 0;
+	return h_conf_append(&env, line);
 }
 
 static int

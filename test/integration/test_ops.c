@@ -305,19 +305,11 @@ backup_dirs(char *pre, size_t len)
 static void
 org_id(const char *slug, char *id, size_t len)
 {
-	struct idb_master *m = NULL;
-	struct idb_conf conf;
-	struct idb_org o;
-	char e[512];
-	sqlite3 *reg = NULL;
+	struct idb_org_keys k;
+	char path[IDB_PATH_MAX];
 
-	assert_int_equal(idb_conf_open(&conf, env.conf, NULL, e, sizeof(e)), IDB_OK);
-	assert_int_equal(idb_key_master_load(conf.master_key_file, &m), IDB_OK);
-	assert_int_equal(idb_reg_open(&conf, m, 0, &reg), IDB_OK);
-	assert_int_equal(idb_reg_org_find(reg, slug, &o), IDB_OK);
-	copy(id, len, o.id);
-	idb_db_close(reg);
-	idb_key_master_free(m);
+	org_keys_id(slug, &k, path, id, len);
+	sodium_memzero(&k, sizeof(k));
 }
 
 /*

@@ -1574,7 +1574,6 @@ every_log_still_verifies_after_all_this(void **state)
 static int
 setup(void **state)
 {
-	int fd, ok;
 	const char *line = "sysadmin_ip_allowlist = " SA_NET4 ", " SA_NET6 "\n";
 
 	(void)state;
@@ -1586,13 +1585,7 @@ setup(void **state)
 	if (h_start_with(&env, WORKERS, "127.0.0.1") != 0)
 		return -1;
 	/* The sysadmin addresses: appended to the harness's configuration, then a restart. */
-	if ((fd = open(env.conf, O_WRONLY | O_APPEND)) < 0)
-		return -1;
-	ok = write(fd, line, strlen(line)) == (ssize_t)strlen(line);
-	close(fd);
-	if (!ok || h_fcgi_stop(&env, 12000) != 0 || h_fcgi_start(&env) != 0 || h_wait_ready(&env, 15000) != 0)
-		return -1;
-	return 0;
+	return h_conf_append(&env, line);
 }
 
 static int
