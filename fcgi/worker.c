@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -149,8 +150,10 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 	struct idb_app app;
 	struct pollfd pfd;
 	FCGX_Request r;
+	struct sockaddr_storage sa_listen;
+	socklen_t sa_len = sizeof(sa_listen);
 	enum idb_err e;
-	int rc;
+	int rc, local;
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	memset(&sa, 0, sizeof(sa));
@@ -181,6 +184,12 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 		fprintf(stderr, "immidb-fcgi[%ld]: FastCGI initialisation failed\n", (long)getpid());
 		_exit(3);
 	}
+	/* libfcgi ends a connection with a lingering close: shutdown, then a wait
+	 * until nginx has closed its end, then close. That keeps TCP from
+	 * resetting a connection whose answer nginx has not read yet, and holds
+	 * this worker for a round trip through nginx on every request. A unix
+	 * socket has no reset: what was written stays readable after close. */
+	local = getsockname(listen_fd, (struct sockaddr *)&sa_listen, &sa_len) == 0 && sa_listen.ss_family == AF_UNIX;
 	idb_arena_init(&arena, IDB_ARENA_MAX);
 	pfd.fd = listen_fd;
 	pfd.events = POLLIN;
@@ -196,6 +205,8 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 		else
 			idb_resp_error(&resp, e, NULL);
 		respond(&r, &resp);
+		if (local)
+			FCGX_Detach(&r); /* a detached request's connection closes without the wait */
 		FCGX_Finish_r(&r);
 		idb_resp_free(&resp);
 		idb_arena_reset(&arena);
