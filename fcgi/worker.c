@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -153,7 +154,7 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 	struct sockaddr_storage sa_listen;
 	socklen_t sa_len = sizeof(sa_listen);
 	enum idb_err e;
-	int rc, local;
+	int rc, local, pending;
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	memset(&sa, 0, sizeof(sa));
@@ -205,8 +206,10 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 		else
 			idb_resp_error(&resp, e, NULL);
 		respond(&r, &resp);
-		if (local)
-			FCGX_Detach(&r); /* a detached request's connection closes without the wait */
+		/* Detached, the connection closes without the wait; only when nginx
+		 * has nothing more on its way (a refused body keeps the drain). */
+		if (local && e == IDB_OK && ioctl(r.ipcFd, FIONREAD, &pending) == 0 && pending == 0)
+			FCGX_Detach(&r);
 		FCGX_Finish_r(&r);
 		idb_resp_free(&resp);
 		idb_arena_reset(&arena);
