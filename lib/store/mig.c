@@ -120,6 +120,12 @@ apply_one(sqlite3 *db, const struct idb_mig *m, char *err, size_t errlen)
 		goto dberr;
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto dberr;
+	/* A migration may edit sqlite_master itself (0009 does, as SQLite
+	 * documents for CHECK changes). Other connections see the schema cookie
+	 * move and read the schema again; this one still holds what it parsed
+	 * before, which a later ALTER TABLE of the same run would build on. A
+	 * schema change rolled back makes SQLite drop its copy and read it anew. */
+	sqlite3_exec(db, "BEGIN IMMEDIATE; CREATE TABLE idb_schema_reload (x); ROLLBACK", NULL, NULL, NULL);
 	return IDB_OK;
 dberr:
 	snprintf(err, errlen, "%s: %s", m->name, sqlite3_errmsg(db));

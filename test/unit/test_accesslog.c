@@ -9,6 +9,9 @@
  * statement idb_log_each actually ran, caught with sqlite3_trace_v2), the
  * others walk the table by seq; the head query and the append-only trigger
  * stay rowid lookups; and a user's read touches no index when appended.
+ * After 0009_checks_without_in_lists.sql the CHECKs of the log tables (and of
+ * users and notifications) compile to comparisons, for this handle and for
+ * one that was open while the migration ran, and still refuse what they did.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +34,7 @@
 
 #define ENTRIES 3000
 #define MIG_INDEXES 8 /* sql/org/0008_access_log_indexes.sql */
+#define MIG_CHECKS 9  /* sql/org/0009_checks_without_in_lists.sql */
 
 /* One entry as written: what the brute-force filter looks at. */
 struct ent {
@@ -41,6 +45,7 @@ struct ent {
 struct world {
 	char dir[256];
 	sqlite3 *db;
+	sqlite3 *other; /* opened before 0009, kept open across it */
 	struct ent e[ENTRIES + 1]; /* by seq; [0] unused */
 	long long n;
 	char sql[2048]; /* the last list query idb_log_each ran */
@@ -235,6 +240,8 @@ group_setup(void **state)
 	/* Half the log under the indexes of 0004, half after 0008 replaced them. */
 	migrate(before_indexes);
 	fill(&s, ENTRIES / 2);
+	if (idb_db_open(path, key, 0, &W.other) != IDB_OK || idb_db_exec(W.other, "SELECT count(*) FROM users") != IDB_OK)
+		return -1;
 	migrate(NULL);
 	if (idb_mig_check(W.db, &idb_mig_org) != IDB_OK)
 		return -1;
@@ -247,6 +254,7 @@ static int
 group_teardown(void **state)
 {
 	(void)state;
+	idb_db_close(W.other);
 	idb_db_close(W.db);
 	rmtree(W.dir);
 	return 0;
@@ -573,6 +581,174 @@ a_users_read_writes_only_the_table(void **state)
 	assert_true(rare >= reads + 2 * 20);
 }
 
+/* The statements that write each table with a CHECK list, as the code writes them. */
+static const char *const writes[] = {
+    "INSERT INTO access_log (seq, at, actor_kind, actor_id, actor_email, via, ip, action, target, reason,"
+    " outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO change_log (seq, at, actor_kind, actor_id, actor_email, action, entity, entity_id, changes)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO users (id, email, name, role, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "UPDATE users SET role = ? WHERE id = ?",
+    "INSERT INTO notifications (id, at, kind, summary, body) VALUES (?, ?, ?, ?, ?)",
+};
+
+/* How many temporary b-trees (OpenEphemeral) one run of sql builds on db. */
+static int
+ephemeral(sqlite3 *db, const char *sql)
+{
+	char q[1024];
+	sqlite3_stmt *st;
+	int n = 0;
+
+	snprintf(q, sizeof(q), "EXPLAIN %s", sql);
+	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", q, sqlite3_errmsg(db));
+	while (sqlite3_step(st) == SQLITE_ROW)
+		n += strcmp((const char *)sqlite3_column_text(st, 1), "OpenEphemeral") == 0;
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void
+checks_build_no_temporary_btree_in_either_handle(void **state)
+{
+	size_t i;
+
+	(void)state;
+	/* Open while 0009 ran: its next statement finds the schema cookie moved
+	 * and reads the schema again (a prepare alone does not look). */
+	assert_int_equal(idb_db_exec(W.other, "SELECT count(*) FROM users"), IDB_OK);
+	for (i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
+		assert_int_equal(ephemeral(W.db, writes[i]), 0);
+		assert_int_equal(ephemeral(W.other, writes[i]), 0);
+	}
+	assert_int_equal(count("SELECT count(*) FROM sqlite_master WHERE instr(sql, 'IN (''') > 0 AND name IN "
+	                       "('access_log', 'change_log', 'users', 'notifications')"),
+	                 0);
+	assert_int_equal(count("SELECT count(*) FROM sqlite_master WHERE name = 'migration_0009_check'"), 0);
+	{
+		sqlite3_stmt *st;
+
+		assert_int_equal(sqlite3_prepare_v2(W.db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+		sqlite3_finalize(st);
+	}
+}
+
+/* Runs one row of a write on the other handle; the SQLite result code. */
+static int
+try_write(const char *sql, const char *const *v, int n)
+{
+	sqlite3_stmt *st;
+	int i, rc;
+
+	if (sqlite3_prepare_v2(W.other, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(W.other));
+	for (i = 0; i < n; i++)
+		sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void
+checks_still_accept_and_refuse_the_same_values(void **state)
+{
+	static const char *const kinds_ok[] = {"user", "sysadmin", "system", "anonymous"};
+	static const char *const kinds_bad[] = {"robot", "User", "user ", "", "' OR 1=1 --"};
+	const char *al[14] = {NULL, "2026-11-27T09:00:00.000Z", NULL, "", "", "app", "", "x", "", "", "ok", "", "h", "h"};
+	const char *cl[9] = {"-1", "2026-11-27T09:00:00.000Z", "user", "u_1", "a@b.test", "update", "client", "c_1", "{}"};
+	const char *us[7] = {"u_chk", "chk@acme.test", "Chk", "member", "x", "t", "t"};
+	const char *no[5] = {"n_chk", "t", "export", "s", "b"};
+	char seq[24];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(sqlite3_exec(W.other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	snprintf(seq, sizeof(seq), "%lld", W.n + 1);
+	al[0] = seq;
+	for (i = 0; i < sizeof(kinds_bad) / sizeof(kinds_bad[0]); i++) {
+		al[2] = kinds_bad[i];
+		assert_int_equal(try_write(writes[0], al, 14), SQLITE_CONSTRAINT);
+	}
+	al[2] = "user";
+	al[5] = "web";
+	assert_int_equal(try_write(writes[0], al, 14), SQLITE_CONSTRAINT);
+	al[5] = "server";
+	al[10] = "maybe";
+	assert_int_equal(try_write(writes[0], al, 14), SQLITE_CONSTRAINT);
+	al[10] = "denied";
+	for (i = 0; i < sizeof(kinds_ok) / sizeof(kinds_ok[0]); i++) {
+		snprintf(seq, sizeof(seq), "%lld", W.n + 1 + (long long)i);
+		al[2] = kinds_ok[i];
+		assert_int_equal(try_write(writes[0], al, 14), SQLITE_DONE);
+	}
+	cl[2] = "anonymous"; /* the change log has no anonymous actor */
+	assert_int_equal(try_write(writes[1], cl, 9), SQLITE_CONSTRAINT);
+	cl[2] = "system";
+	cl[5] = "upsert";
+	assert_int_equal(try_write(writes[1], cl, 9), SQLITE_CONSTRAINT);
+	cl[5] = "delete";
+	assert_int_equal(try_write(writes[1], cl, 9), SQLITE_DONE);
+	us[3] = "owner";
+	assert_int_equal(try_write(writes[2], us, 7), SQLITE_CONSTRAINT);
+	us[3] = "readonly";
+	assert_int_equal(try_write(writes[2], us, 7), SQLITE_DONE);
+	us[0] = "superuser";
+	us[1] = "u_chk";
+	assert_int_equal(try_write(writes[3], us, 2), SQLITE_CONSTRAINT);
+	us[0] = "admin";
+	assert_int_equal(try_write(writes[3], us, 2), SQLITE_DONE);
+	no[2] = "spam";
+	assert_int_equal(try_write(writes[4], no, 5), SQLITE_CONSTRAINT);
+	no[2] = "lockout";
+	assert_int_equal(try_write(writes[4], no, 5), SQLITE_DONE);
+	/* Nothing of this stays: the other tests count the log. */
+	assert_int_equal(sqlite3_exec(W.other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+}
+
+static int
+before_checks(const struct idb_mig *m, void *arg)
+{
+	(void)arg;
+	return m->version >= MIG_CHECKS;
+}
+
+/* 0009 on a schema whose text is not the one 0001-0005 wrote: refused whole. */
+static void
+checks_migration_refuses_an_unexpected_text_and_changes_nothing(void **state)
+{
+	unsigned char key[IDB_KEY_LEN];
+	char path[300], err[512] = "";
+	sqlite3 *db, *keep = W.db;
+	int applied = 0, v = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/odd.db", W.dir);
+	randombytes_buf(key, sizeof(key));
+	assert_int_equal(idb_db_open(path, key, IDB_DB_CREATE, &db), IDB_OK);
+	assert_int_equal(idb_mig_apply(db, &idb_mig_org, before_checks, NULL, &applied, err, sizeof(err)), IDB_OK);
+	/* The same CHECK, written by hand with other spacing. */
+	assert_int_equal(idb_db_exec(db, "PRAGMA writable_schema = ON; UPDATE sqlite_master SET sql = replace(sql, "
+	                                 "'CHECK (role IN (', 'CHECK(role IN (') WHERE name = 'users'; "
+	                                 "PRAGMA writable_schema = OFF"),
+	                 IDB_OK);
+	sqlite3_close(db);
+	assert_int_equal(idb_db_open(path, key, 0, &db), IDB_OK);
+	assert_int_not_equal(idb_mig_apply(db, &idb_mig_org, NULL, NULL, &applied, err, sizeof(err)), IDB_OK);
+	assert_non_null(strstr(err, "0009_checks_without_in_lists.sql"));
+	assert_int_equal(idb_mig_current(db, &idb_mig_org, &v), IDB_OK);
+	assert_int_equal(v, MIG_CHECKS - 1);
+	W.db = db; /* count() reads W.db */
+	assert_int_equal(count("SELECT count(*) FROM sqlite_master WHERE name = 'access_log' AND "
+	                       "instr(sql, 'actor_kind IN (''user''') > 0"),
+	                 1);
+	assert_int_equal(count("SELECT count(*) FROM sqlite_master WHERE name = 'migration_0009_check'"), 0);
+	W.db = keep;
+	idb_db_close(db);
+}
+
 int
 main(void)
 {
@@ -582,6 +758,9 @@ main(void)
 		cmocka_unit_test(only_the_partial_indexes_remain_and_they_hold_the_rare_entries),
 		cmocka_unit_test(head_and_append_only_trigger_stay_rowid_lookups),
 		cmocka_unit_test(a_users_read_writes_only_the_table),
+		cmocka_unit_test(checks_build_no_temporary_btree_in_either_handle),
+		cmocka_unit_test(checks_still_accept_and_refuse_the_same_values),
+		cmocka_unit_test(checks_migration_refuses_an_unexpected_text_and_changes_nothing),
 	};
 
 	return cmocka_run_group_tests_name("accesslog", tests, group_setup, group_teardown);
