@@ -2,8 +2,13 @@
 /* Group commit of read entries: see logq.h. */
 #include "audit/logq.h"
 
+#include <limits.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "core/util.h"
 #include "store/db.h"
@@ -21,11 +26,21 @@ struct slot {
 	char action[64], target[512], outcome[16], detail[1024];
 };
 
-/* The shared part: the slots, and one past the highest slot ever owned (the scan's end). */
+/*
+ * The shared part: one past the highest slot ever owned (the scan's end);
+ * epoch, moved on each time a worker lets go of a write queue, a futex that
+ * waiting owners sleep on; how many sleep there; and the slots.
+ */
 struct table {
 	unsigned used;
+	unsigned epoch, waiters;
 	struct slot slot[];
 };
+
+/* How long an owner waits for its entry before the request gives up (503). */
+#define WAIT_MAX_NS (10LL * 1000 * 1000 * 1000)
+/* A queue held by a process outside the pool (immidb-admin) moves no epoch: look again this often. */
+#define WAIT_POLL_NS (2 * 1000 * 1000)
 
 static struct table *tab;
 static struct slot *slots;
@@ -49,6 +64,15 @@ idb_logq_init(unsigned n)
 	return IDB_OK;
 }
 
+/* Hooked to every release of a write queue in this process: wake the owners waiting for one. */
+static void
+queue_left(void)
+{
+	__atomic_add_fetch(&tab->epoch, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&tab->waiters, __ATOMIC_SEQ_CST) > 0)
+		syscall(SYS_futex, &tab->epoch, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
 void
 idb_logq_own(int slot)
 {
@@ -57,6 +81,7 @@ idb_logq_own(int slot)
 	mine = slots != NULL && slot >= 0 && (unsigned)slot < nslots ? slot : -1;
 	if (mine < 0)
 		return;
+	idb_db_queue_left = queue_left;
 	/* Raise the scan's end to cover this slot (it never shrinks). */
 	used = __atomic_load_n(&tab->used, __ATOMIC_SEQ_CST);
 	while (used < (unsigned)mine + 1 &&
@@ -180,32 +205,92 @@ lead(sqlite3 *db, const char *org_id)
 	return r == IDB_OK ? IDB_OK : IDB_E_UNAVAILABLE;
 }
 
-enum idb_err
-idb_logq_append(sqlite3 *db, const char *org_id, struct idb_log_entry *e)
+/* Whether the entry of ticket was settled by a leader: 1 and its result in *r, or 0. */
+static int
+settled(const struct slot *s, unsigned long ticket, enum idb_err *r)
 {
-	struct slot *s;
-	unsigned long ticket;
+	if (__atomic_load_n(&s->done, __ATOMIC_SEQ_CST) == ticket)
+		*r = IDB_OK;
+	else if (__atomic_load_n(&s->failed, __ATOMIC_SEQ_CST) == ticket)
+		*r = IDB_E_UNAVAILABLE;
+	else
+		return 0;
+	return 1;
+}
+
+static long long
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * Holding the queue: the own entry is settled already, or this worker leads
+ * every pending entry of the org. Letting go wakes the waiting owners.
+ */
+static enum idb_err
+lead_held(sqlite3 *db, const char *org_id, const struct slot *s, unsigned long ticket)
+{
 	enum idb_err r;
 
-	if (mine < 0)
-		return alone(db, e);
-	s = &slots[mine];
-	if (fill(s, org_id, e, &ticket) != 0)
-		return alone(db, e);
-	if (!idb_db_queue_hold(db)) {
-		/* No queue on this handle: withdraw the entry and go alone. */
-		__atomic_store_n(&s->failed, ticket, __ATOMIC_SEQ_CST);
-		return alone(db, e);
-	}
-	if (__atomic_load_n(&s->done, __ATOMIC_SEQ_CST) == ticket)
-		r = IDB_OK;
-	else if (__atomic_load_n(&s->failed, __ATOMIC_SEQ_CST) == ticket)
-		r = IDB_E_UNAVAILABLE;
-	else
+	if (!settled(s, ticket, &r))
 		r = lead(db, org_id);
 	idb_db_queue_release(db);
 	/* The leader's answer covers this entry too: it was pending under the lock. */
 	if (r == IDB_OK && __atomic_load_n(&s->done, __ATOMIC_SEQ_CST) != ticket)
 		r = IDB_E_UNAVAILABLE;
 	return r;
+}
+
+/*
+ * An owner whose queue is busy does not wait on the queue itself: most of
+ * the time the holder is a leader that will carry its entry, and owners
+ * queued in the kernel would each have to take the lock in turn just to
+ * find that out. It sleeps on the epoch instead; every release wakes all
+ * owners, those settled leave, and one of the others takes the queue and
+ * leads everything that piled up meanwhile.
+ */
+enum idb_err
+idb_logq_append(sqlite3 *db, const char *org_id, struct idb_log_entry *e)
+{
+	struct timespec poll = {0, WAIT_POLL_NS};
+	struct slot *s;
+	unsigned long ticket;
+	unsigned seen;
+	long long deadline;
+	enum idb_err r;
+	int h;
+
+	if (mine < 0 || (h = idb_db_queue_try_hold(db)) < 0)
+		return alone(db, e); /* no shared slots, or no queue on this handle */
+	s = &slots[mine];
+	if (fill(s, org_id, e, &ticket) != 0) {
+		if (h == 1)
+			idb_db_queue_release(db);
+		return alone(db, e);
+	}
+	if (h == 1)
+		return lead_held(db, org_id, s, ticket);
+	deadline = now_ns() + WAIT_MAX_NS;
+	for (;;) {
+		if (settled(s, ticket, &r))
+			return r;
+		__atomic_add_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
+		seen = __atomic_load_n(&tab->epoch, __ATOMIC_SEQ_CST);
+		if (idb_db_queue_try_hold(db) == 1) {
+			__atomic_sub_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
+			return lead_held(db, org_id, s, ticket);
+		}
+		if (!settled(s, ticket, &r))
+			syscall(SYS_futex, &tab->epoch, FUTEX_WAIT, seen, &poll, NULL, 0);
+		__atomic_sub_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
+		if (now_ns() > deadline) {
+			/* Withdrawn; a leader that took it first still counts. */
+			__atomic_store_n(&s->failed, ticket, __ATOMIC_SEQ_CST);
+			return __atomic_load_n(&s->done, __ATOMIC_SEQ_CST) == ticket ? IDB_OK : IDB_E_UNAVAILABLE;
+		}
+	}
 }

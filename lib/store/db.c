@@ -202,12 +202,16 @@ queue_enter(int i)
 	tx[i].queued = 1;
 }
 
+void (*idb_db_queue_left)(void);
+
 static void
 queue_leave(int i)
 {
 	if (tx[i].queued && !tx[i].held) {
 		flock(tx[i].queue_fd, LOCK_UN);
 		tx[i].queued = 0;
+		if (idb_db_queue_left != NULL)
+			idb_db_queue_left();
 	}
 }
 
@@ -330,6 +334,23 @@ idb_db_queue_hold(sqlite3 *db)
 	queue_enter(i);
 	if (!tx[i].queued)
 		return 0;
+	tx[i].held = 1;
+	return 1;
+}
+
+int
+idb_db_queue_try_hold(sqlite3 *db)
+{
+	int i = tx_slot(db, 0);
+
+	if (i < 0 || tx[i].queue_fd < 0 || tx[i].depth > 0)
+		return -1;
+	idb_db_read_end(db);
+	if (!tx[i].queued) {
+		if (flock(tx[i].queue_fd, LOCK_EX | LOCK_NB) != 0)
+			return 0;
+		tx[i].queued = 1;
+	}
 	tx[i].held = 1;
 	return 1;
 }

@@ -33,7 +33,14 @@ enum idb_err idb_db_begin(sqlite3 *);
  * handle has no queue. Outside any transaction only.
  */
 int idb_db_queue_hold(sqlite3 *);
+/*
+ * The same without waiting: 1 if now held, 0 if another process holds it
+ * (or the call failed), -1 if the handle has no queue.
+ */
+int idb_db_queue_try_hold(sqlite3 *);
 void idb_db_queue_release(sqlite3 *);
+/* Called after this process lets go of any handle's queue (NULL: nothing). */
+extern void (*idb_db_queue_left)(void);
 /* A read transaction at depth 0 (no-op inside another); idb_db_begin and idb_db_read_end end it. */
 enum idb_err idb_db_read_begin(sqlite3 *);
 void idb_db_read_end(sqlite3 *);
