@@ -3,16 +3,16 @@
  * One worker: accepts FastCGI connections on the shared listening socket,
  * turns each request into a struct idb_req, runs it through the library and
  * writes the struct idb_resp back. The listening socket is non-blocking; a
- * worker waits in ppoll with SIGTERM unblocked only there, so a stop request
+ * worker waits in epoll_pwait with SIGTERM unblocked only there, so a stop request
  * never interrupts a request in flight: it is seen before the next accept.
  */
-#define _GNU_SOURCE /* ppoll */
+#define _GNU_SOURCE
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -149,12 +149,12 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 	struct idb_resp resp;
 	struct idb_req req;
 	struct idb_app app;
-	struct pollfd pfd;
+	struct epoll_event ev;
 	FCGX_Request r;
 	struct sockaddr_storage sa_listen;
 	socklen_t sa_len = sizeof(sa_listen);
 	enum idb_err e;
-	int rc, local, pending;
+	int rc, local, pending, ep;
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	memset(&sa, 0, sizeof(sa));
@@ -168,7 +168,7 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 	sigaction(SIGPIPE, &sa, NULL);
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
-	/* SIGTERM and SIGINT stay blocked except inside ppoll. */
+	/* SIGTERM and SIGINT stay blocked except inside epoll_pwait. */
 	sigemptyset(&blocked);
 	sigaddset(&blocked, SIGTERM);
 	sigaddset(&blocked, SIGINT);
@@ -192,10 +192,17 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 	 * socket has no reset: what was written stays readable after close. */
 	local = getsockname(listen_fd, (struct sockaddr *)&sa_listen, &sa_len) == 0 && sa_listen.ss_family == AF_UNIX;
 	idb_arena_init(&arena, IDB_ARENA_MAX);
-	pfd.fd = listen_fd;
-	pfd.events = POLLIN;
+	/* Exclusive: a new connection wakes one waiting worker, not all of them
+	 * (with poll every idle worker woke, and all but one found nothing). */
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.fd = listen_fd;
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
+		fprintf(stderr, "immidb-fcgi[%ld]: cannot watch the listening socket\n", (long)getpid());
+		_exit(3);
+	}
 	while (!stop) {
-		rc = ppoll(&pfd, 1, NULL, &waitmask);
+		rc = epoll_pwait(ep, &ev, 1, -1, &waitmask);
 		if (rc < 0 || stop)
 			continue;
 		if (FCGX_Accept_r(&r) < 0)
