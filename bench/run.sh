@@ -24,7 +24,7 @@
 #                      200, and at least 4 x BENCH_CONNECTIONS + BENCH_THREADS
 #                      so that each PATCH thread owns 4 x its connections)
 #   BENCH_WORKERS      immidb-fcgi workers, and as many baseline processes
-#                      (default 2 per CPU, as docs/operations.md recommends: a
+#                      (default 3 per CPU, as docs/operations.md recommends: a
 #                      logged request waits for its commit, and with one worker
 #                      per CPU the CPUs idle during each fsync)
 #   BENCH_KEEP=1       keep the temporary folder (configs, logs, raw wrk output)
@@ -48,7 +48,7 @@ WARMUP=${BENCH_WARMUP:-2}
 THREADS=${BENCH_THREADS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 NCLIENTS=${BENCH_CLIENTS:-200}
-WORKERS=${BENCH_WORKERS:-$((2 * $(nproc)))}
+WORKERS=${BENCH_WORKERS:-$((3 * $(nproc)))}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }

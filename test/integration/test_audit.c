@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1045,6 +1047,91 @@ concurrent_requests_leave_no_gap_in_seq(void **state)
 	export_free(&x);
 }
 
+/* Milliseconds since an arbitrary point. */
+static long long
+ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A GET of the client in a child while this process holds the org's write
+ * queue (the flock the workers take), as a process outside the pool would:
+ * the child's exit status says whether the answer had the status wanted and
+ * came no sooner than min_ms.
+ */
+static pid_t
+read_in_child(const struct sess *a, const char *slug, const char *cid, int want_status, long long min_ms)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char cookie[256], path[256];
+		const char *hdr[2] = {cookie, NULL};
+		struct h_resp r;
+		long long t0 = ms_now();
+		int ok;
+
+		snprintf(cookie, sizeof(cookie), "Cookie: immidb_session=%s", a->token);
+		snprintf(path, sizeof(path), "/api/v1/orgs/%s/clients/%s", slug, cid);
+		ok = h_http(&env, "GET", path, hdr, NULL, 0, &r) == 0 && r.status == want_status &&
+		     ms_now() - t0 >= min_ms;
+		h_resp_free(&r);
+		_exit(ok ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	return pid;
+}
+
+static void
+a_read_waits_out_a_queue_held_outside_the_pool_and_gives_up_after_10_s(void **state)
+{
+	static const char *slug = "al-held";
+	char path[IDB_PATH_MAX], cid[128];
+	struct idb_org_keys k;
+	struct sess a;
+	long long before;
+	int fd, status;
+	pid_t pid;
+	cJSON *j;
+
+	(void)state;
+	org_with_admin(slug, "198.18.2.90", &a);
+	client_new(&a, "{\"family_name\":\"Held\",\"given_name\":\"Hana\"}", cid, sizeof(cid));
+	org_keys(slug, &k, path);
+	idb_org_keys_wipe(&k);
+	assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+
+	/* Held for 0.5 s: the read answers once it is let go (nobody wakes it: it looks again). */
+	before = org_count(slug, "SELECT count(*) FROM access_log");
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	pid = read_in_child(&a, slug, cid, 200, 450);
+	usleep(500 * 1000);
+	assert_int_equal(flock(fd, LOCK_UN), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(org_count(slug, "SELECT count(*) FROM access_log WHERE action = 'record.read'"), 1);
+	assert_int_equal(org_count(slug, "SELECT count(*) FROM access_log"), before + 1);
+
+	/* Held for 11 s: after 10 s the read gives up with 503, and its entry is withdrawn. */
+	before = org_count(slug, "SELECT count(*) FROM access_log");
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	pid = read_in_child(&a, slug, cid, 503, 9900);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(flock(fd, LOCK_UN), 0);
+	close(fd);
+	/* The next read goes in, alone: the withdrawn entry is not carried with it. */
+	cJSON_Delete(sok(&a, "GET", F("/clients/%s", cid), NULL, 200));
+	assert_int_equal(org_count(slug, "SELECT count(*) FROM access_log"), before + 1);
+	j = verify_get(&a);
+	assert_true(jbool(j, "ok"));
+	cJSON_Delete(j);
+}
+
 /* --- tests: append-only -------------------------------------------- */
 
 static void
@@ -1886,6 +1973,7 @@ main(void)
 	    cmocka_unit_test(chain_recomputes_links_and_matches_verify_and_the_list),
 	    cmocka_unit_test(since_includes_the_whole_second),
 	    cmocka_unit_test(concurrent_requests_leave_no_gap_in_seq),
+	    cmocka_unit_test(a_read_waits_out_a_queue_held_outside_the_pool_and_gives_up_after_10_s),
 	    cmocka_unit_test(update_and_delete_on_the_log_are_refused_by_the_database),
 	    cmocka_unit_test(insert_or_replace_cannot_overwrite_an_entry),
 	    cmocka_unit_test(checkpoint_signature_verifies_with_openssl_and_key_hash_with_sha256sum),
