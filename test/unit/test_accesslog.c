@@ -652,6 +652,15 @@ try_write(const char *sql, const char *const *v, int n)
 	return rc;
 }
 
+/* v[at] = bad is refused by a CHECK; v[at] is then left at ok for what follows. */
+static void
+refused(const char *sql, const char **v, int n, int at, const char *bad, const char *ok)
+{
+	v[at] = bad;
+	assert_int_equal(try_write(sql, v, n), SQLITE_CONSTRAINT);
+	v[at] = ok;
+}
+
 static void
 checks_still_accept_and_refuse_the_same_values(void **state)
 {
@@ -668,41 +677,24 @@ checks_still_accept_and_refuse_the_same_values(void **state)
 	assert_int_equal(sqlite3_exec(W.other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	snprintf(seq, sizeof(seq), "%lld", W.n + 1);
 	al[0] = seq;
-	for (i = 0; i < sizeof(kinds_bad) / sizeof(kinds_bad[0]); i++) {
-		al[2] = kinds_bad[i];
-		assert_int_equal(try_write(writes[0], al, 14), SQLITE_CONSTRAINT);
-	}
-	al[2] = "user";
-	al[5] = "web";
-	assert_int_equal(try_write(writes[0], al, 14), SQLITE_CONSTRAINT);
-	al[5] = "server";
-	al[10] = "maybe";
-	assert_int_equal(try_write(writes[0], al, 14), SQLITE_CONSTRAINT);
-	al[10] = "denied";
+	for (i = 0; i < sizeof(kinds_bad) / sizeof(kinds_bad[0]); i++)
+		refused(writes[0], al, 14, 2, kinds_bad[i], "user");
+	refused(writes[0], al, 14, 5, "web", "server");
+	refused(writes[0], al, 14, 10, "maybe", "denied");
 	for (i = 0; i < sizeof(kinds_ok) / sizeof(kinds_ok[0]); i++) {
 		snprintf(seq, sizeof(seq), "%lld", W.n + 1 + (long long)i);
 		al[2] = kinds_ok[i];
 		assert_int_equal(try_write(writes[0], al, 14), SQLITE_DONE);
 	}
-	cl[2] = "anonymous"; /* the change log has no anonymous actor */
-	assert_int_equal(try_write(writes[1], cl, 9), SQLITE_CONSTRAINT);
-	cl[2] = "system";
-	cl[5] = "upsert";
-	assert_int_equal(try_write(writes[1], cl, 9), SQLITE_CONSTRAINT);
-	cl[5] = "delete";
+	refused(writes[1], cl, 9, 2, "anonymous", "system"); /* the change log has no anonymous actor */
+	refused(writes[1], cl, 9, 5, "upsert", "delete");
 	assert_int_equal(try_write(writes[1], cl, 9), SQLITE_DONE);
-	us[3] = "owner";
-	assert_int_equal(try_write(writes[2], us, 7), SQLITE_CONSTRAINT);
-	us[3] = "readonly";
+	refused(writes[2], us, 7, 3, "owner", "readonly");
 	assert_int_equal(try_write(writes[2], us, 7), SQLITE_DONE);
-	us[0] = "superuser";
-	us[1] = "u_chk";
-	assert_int_equal(try_write(writes[3], us, 2), SQLITE_CONSTRAINT);
-	us[0] = "admin";
+	us[1] = "u_chk"; /* UPDATE users SET role = ?1 WHERE id = ?2 */
+	refused(writes[3], us, 2, 0, "superuser", "admin");
 	assert_int_equal(try_write(writes[3], us, 2), SQLITE_DONE);
-	no[2] = "spam";
-	assert_int_equal(try_write(writes[4], no, 5), SQLITE_CONSTRAINT);
-	no[2] = "lockout";
+	refused(writes[4], no, 5, 2, "spam", "lockout");
 	assert_int_equal(try_write(writes[4], no, 5), SQLITE_DONE);
 	/* Nothing of this stays: the other tests count the log. */
 	assert_int_equal(sqlite3_exec(W.other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
