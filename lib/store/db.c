@@ -127,7 +127,7 @@ static struct {
 	int depth, floor;
 	int queue_fd, queued; /* IDB_DB_QUEUE: an fd of the file for flock, and whether it is held */
 	int reading;          /* a read transaction (BEGIN DEFERRED) is open at depth 0 */
-	int held;             /* the flock is held by idb_db_queue_hold, across transactions */
+	int held;             /* the flock is held by idb_db_queue_try_hold, across transactions */
 	struct {
 		const char *sql; /* the caller's static string: compared by address */
 		sqlite3_stmt *st;
@@ -321,21 +321,6 @@ run(sqlite3 *db, const char *sql)
 	rc = sqlite3_step(st);
 	idb_db_done(st);
 	return rc == SQLITE_DONE ? IDB_OK : IDB_E_DB;
-}
-
-int
-idb_db_queue_hold(sqlite3 *db)
-{
-	int i = tx_slot(db, 0);
-
-	if (i < 0 || tx[i].queue_fd < 0 || tx[i].depth > 0)
-		return 0;
-	idb_db_read_end(db);
-	queue_enter(i);
-	if (!tx[i].queued)
-		return 0;
-	tx[i].held = 1;
-	return 1;
 }
 
 int

@@ -28,14 +28,10 @@ enum idb_err idb_db_exec(sqlite3 *, const char *sql);
  */
 enum idb_err idb_db_begin(sqlite3 *);
 /*
- * Takes the handle's write queue (the flock of IDB_DB_QUEUE) and keeps it
- * across transactions until idb_db_queue_release: 1 if held, 0 if the
+ * Takes the handle's write queue (the flock of IDB_DB_QUEUE) without
+ * waiting and keeps it across transactions until idb_db_queue_release: 1 if
+ * now held, 0 if another process holds it (or the call failed), -1 if the
  * handle has no queue. Outside any transaction only.
- */
-int idb_db_queue_hold(sqlite3 *);
-/*
- * The same without waiting: 1 if now held, 0 if another process holds it
- * (or the call failed), -1 if the handle has no queue.
  */
 int idb_db_queue_try_hold(sqlite3 *);
 void idb_db_queue_release(sqlite3 *);

@@ -19,7 +19,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include "audit/accesslog.h"
 #include "store/db.h"
 #include "store/mig.h"
+#include "tmpdir.h"
 
 #define ENTRIES 3000
 #define MIG_INDEXES 8 /* sql/org/0008_access_log_indexes.sql */
@@ -57,31 +57,6 @@ static struct world W;
 static const char *const kinds[] = {NULL, "user", "sysadmin", "system", "anonymous"};
 static const char *const actions[] = {NULL, "record.read", "record.list", "record.reveal", "session.login",
                                       "sysadmin.access", "no.such"};
-
-/* Removes a temporary folder and everything in it. */
-static void
-rmtree(const char *dir)
-{
-	char p[1024];
-	struct dirent *d;
-	struct stat st;
-	DIR *dd;
-
-	if ((dd = opendir(dir)) == NULL)
-		return;
-	while ((d = readdir(dd)) != NULL) {
-		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-			continue;
-		if (snprintf(p, sizeof(p), "%s/%s", dir, d->d_name) >= (int)sizeof(p))
-			continue;
-		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-			rmtree(p);
-		else
-			unlink(p);
-	}
-	closedir(dd);
-	rmdir(dir);
-}
 
 /* Keeps the text of the list and head queries as SQLite starts them. */
 static int

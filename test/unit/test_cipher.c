@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 
 #include "store/cipher.h"
 #include "store/db.h"
+#include "tmpdir.h"
 
 /*
  * The few members of SQLCipher 3.4's provider the test calls, by position
@@ -64,25 +64,6 @@ static hmac_fn
 stock_hmac(void)
 {
 	return (hmac_fn)W.stock[S_HMAC];
-}
-
-static void
-rmtree(const char *dir)
-{
-	char p[1024];
-	struct dirent *e;
-	DIR *d;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) < (int)sizeof(p))
-			unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
 }
 
 static int

@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,33 +18,9 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "tmpdir.h"
 
 #define EXAMPLE IDB_SOURCE_DIR "/conf/immidb.conf.example"
-
-/* Removes a temporary folder and everything in it. */
-static void
-rmtree(const char *dir)
-{
-	char p[1024];
-	struct dirent *e;
-	struct stat st;
-	DIR *d;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= (int)sizeof(p))
-			continue;
-		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-			rmtree(p);
-		else
-			unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 struct fx {
 	char dir[256];

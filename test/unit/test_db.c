@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "store/db.h"
+#include "tmpdir.h"
 
 struct fx {
 	char dir[64];
@@ -47,16 +48,9 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	char p[192];
 
 	idb_db_close(f->db);
-	snprintf(p, sizeof(p), "%s/t.db", f->dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/t.db-wal", f->dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/t.db-shm", f->dir);
-	unlink(p);
-	rmdir(f->dir);
+	rmtree(f->dir);
 	sodium_memzero(f->key, sizeof(f->key));
 	free(f);
 	return 0;

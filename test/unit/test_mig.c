@@ -13,7 +13,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,33 +21,9 @@
 
 #include "store/db.h"
 #include "store/mig.h"
+#include "tmpdir.h"
 
 #define MIG(v, name, sql) {v, name, sql, sizeof(sql) - 1}
-
-/* Removes a temporary folder and everything in it. */
-static void
-rmtree(const char *dir)
-{
-	char p[1024];
-	struct dirent *e;
-	struct stat st;
-	DIR *d;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= (int)sizeof(p))
-			continue;
-		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-			rmtree(p);
-		else
-			unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 static const char sql_a[] = "CREATE TABLE a (x INTEGER NOT NULL);\nINSERT INTO a (x) VALUES (1);\n";
 static const char sql_b[] = "CREATE TABLE b (y TEXT);\nCREATE INDEX b_y ON b (y);\n";

@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,34 +27,10 @@
 #include "conf/conf.h"
 #include "store/db.h"
 #include "store/registry.h"
+#include "tmpdir.h"
 
 #define T0 ((time_t)1700000000) /* a fixed "now" for every test */
 #define PASSWORD "correct horse battery"
-
-/* Removes a temporary folder and everything in it. */
-static void
-rmtree(const char *dir)
-{
-	char p[1024];
-	struct dirent *e;
-	struct stat st;
-	DIR *d;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= (int)sizeof(p))
-			continue;
-		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-			rmtree(p);
-		else
-			unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 /*
  * The data folder, made once for the program: one org shared by the
