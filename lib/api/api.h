@@ -17,6 +17,7 @@
 #include "http/req.h"
 #include "http/route.h"
 #include "store/cache.h"
+#include "store/plan.h"
 #include "store/registry.h"
 #include "valid/valid.h"
 
@@ -60,6 +61,7 @@ struct idb_ctx {
 	const char *log_detail;        /* the access-log entry's detail, set by a handler */
 	const char *log_target;        /* the access-log entry's target, if not the path (a new record) */
 	int sysadmin;                  /* the caller is a sysadmin (user holds their id and email) */
+	struct idb_plan *plan;         /* IDB_RF_PLANNED: the handler's write, for the group commit */
 };
 
 extern const struct idb_route idb_routes[];

@@ -92,9 +92,9 @@ field_key_current(struct idb_ctx *x)
 	                                                                                       : IDB_E_UNAVAILABLE;
 }
 
-/* The org and its open database, at the right schema. */
+/* The org and its open database, at the right schema; snapshot: in a read transaction. */
 static enum idb_err
-guard_db(struct idb_ctx *x)
+guard_db(struct idb_ctx *x, int snapshot)
 {
 	enum idb_err e;
 
@@ -103,7 +103,7 @@ guard_db(struct idb_ctx *x)
 	if (strcmp(x->org.state, "active") != 0)
 		return IDB_E_NOT_FOUND;
 	/* A read (GET) runs its checks and reads in one read transaction. */
-	e = strcmp(x->req->method, "GET") == 0
+	e = snapshot
 	        ? idb_cache_get_read(&x->app->cache, x->app->conf, x->app->reg, x->app->master, x->org.id, &x->oh)
 	        : idb_cache_get(&x->app->cache, x->app->conf, x->app->reg, x->app->master, x->org.id, &x->oh);
 	if (e == IDB_E_SCHEMA_BEHIND || e == IDB_E_SCHEMA_AHEAD || e == IDB_E_CHECKSUM)
@@ -119,7 +119,7 @@ idb_guard_org(struct idb_ctx *x)
 	sqlite3 *db;
 	enum idb_err e;
 
-	if (x->oh == NULL && (e = guard_db(x)) != IDB_OK)
+	if (x->oh == NULL && (e = guard_db(x, strcmp(x->req->method, "GET") == 0)) != IDB_OK)
 		return e;
 	db = x->oh->db;
 
@@ -289,11 +289,21 @@ org_request(struct idb_ctx *x)
 	 * entry is written afterwards, before the answer leaves (fail closed). A
 	 * change runs with its entry in one transaction. */
 	int read = strcmp(rt->method, "GET") == 0, grouped;
+	/* A planned change (a record's PATCH) by a user runs like a read: its
+	 * checks and its plan in a read snapshot, then the plan, conditioned on
+	 * the version read, goes with its entry through the group commit. */
+	int planned = (rt->flags & IDB_RF_PLANNED) && !by_sysadmin;
+	struct idb_plan plan;
+	enum idb_err res = IDB_OK;
 
-	if ((e = guard_db(x)) != IDB_OK)
+	if ((e = guard_db(x, read || planned)) != IDB_OK)
 		return e;
 	db = x->oh->db;
-	if (tx && !read) {
+	if (planned) {
+		idb_plan_init(&plan);
+		x->plan = &plan;
+	}
+	if (tx && !read && !planned) {
 		if ((e = idb_db_begin(db)) != IDB_OK)
 			return e == IDB_E_DB ? IDB_E_UNAVAILABLE : e;
 		if ((e = field_key_current(x)) != IDB_OK) {
@@ -305,18 +315,19 @@ org_request(struct idb_ctx *x)
 	if ((e = idb_guard_org(x)) == IDB_OK)
 		e = rt->fn(x);
 	if (!tx)
-		return e;
+		goto out;
 	/* A user's read: its entry goes through the group commit (lib/audit/logq.c),
 	 * which opens its own transaction. A sysadmin's read may queue a notice
 	 * with its entry: it keeps a transaction of its own. */
-	grouped = read && !x->sysadmin;
+	grouped = (read || planned) && !x->sysadmin;
 	if (read && !grouped) {
 		enum idb_err be;
 
 		if ((be = idb_db_begin(db)) != IDB_OK) {
 			idb_resp_free(x->resp);
 			idb_resp_init(x->resp);
-			return IDB_E_UNAVAILABLE;
+			e = IDB_E_UNAVAILABLE;
+			goto out;
 		}
 	}
 	idb_db_floor(db, 0);
@@ -351,7 +362,10 @@ org_request(struct idb_ctx *x)
 				le.detail = d;
 			}
 		}
-		le_err = grouped ? idb_logq_append(db, x->org.id, &le) : idb_log_append(db, &le);
+		if (x->plan != NULL && e == IDB_OK)
+			le_err = idb_logq_write(db, x->org.id, &le, plan.b.data, plan.b.len, &res);
+		else
+			le_err = grouped ? idb_logq_append(db, x->org.id, &le) : idb_log_append(db, &le);
 		/* The org asked to be told: the first sysadmin request per hour queues a
 		 * notice in this same transaction, or the request is refused. */
 		if (le_err == IDB_OK && x->sysadmin && x->settings != NULL && x->settings->notify_sysadmin_access &&
@@ -363,13 +377,24 @@ org_request(struct idb_ctx *x)
 			idb_resp_init(x->resp);
 			fprintf(stderr, "immidb-fcgi[%ld]: access log not writable: %s\n", (long)getpid(),
 			        idb_err_str(le_err));
-			return IDB_E_UNAVAILABLE;
+			e = IDB_E_UNAVAILABLE;
+			goto out;
 		}
 	}
 	if (idb_db_commit(db) != IDB_OK) {
 		idb_resp_free(x->resp);
 		idb_resp_init(x->resp);
-		return IDB_E_UNAVAILABLE;
+		e = IDB_E_UNAVAILABLE;
+	} else if (res != IDB_OK) {
+		/* The plan found the record changed (or the key rotated) under it: it wrote nothing. */
+		idb_resp_free(x->resp);
+		idb_resp_init(x->resp);
+		e = res;
+	}
+out:
+	if (x->plan != NULL) {
+		idb_plan_free(&plan);
+		x->plan = NULL;
 	}
 	return e;
 }

@@ -107,10 +107,9 @@ idb_api_rec_update(struct idb_ctx *x)
 	if ((e = idb_req_json(x->req, &body)) != IDB_OK)
 		return e;
 	env_of(x, &env);
-	if ((e = idb_rec_update(&env, res_of(x), x->req->params[1], body, &fields)) != IDB_OK)
+	/* With x->plan, the write itself is left to the group commit (org_request). */
+	if ((e = idb_rec_update(&env, res_of(x), x->req->params[1], body, &fields, x->plan, &rec)) != IDB_OK)
 		return with_fields(x, e, fields);
-	if ((e = idb_rec_get(&env, res_of(x), x->req->params[1], &rec)) != IDB_OK)
-		return e;
 	return idb_api_reply(x, 200, rec);
 }
 

@@ -13,6 +13,7 @@
 #include "core/buf.h"
 #include "crypto/field.h"
 #include "store/db.h"
+#include "store/plan.h"
 #include "valid/valid.h"
 
 #define SQL_MAX 8192
@@ -90,7 +91,7 @@ sql_insert(struct idb_arena *a, const struct idb_resource *r)
 	idb_buf_addstr(&b, "INSERT INTO ");
 	idb_buf_addstr(&b, r->name);
 	idb_buf_addstr(&b, " (id");
-	/* The last-4 index follows its column, in the order bind_col binds them. */
+	/* The last-4 index follows its column, in the order plan_col gives them. */
 	for (i = 0; i < r->ncols; i++) {
 		idb_buf_addstr(&b, ", ");
 		idb_buf_addstr(&b, r->cols[i].name);
@@ -239,18 +240,25 @@ invalid(cJSON **fields, const char *name, const char *msg)
 	return IDB_E_VALIDATION;
 }
 
-/* Does the referenced record exist in this org (and is it not deleted)? */
-static enum idb_err
-ref_exists(sqlite3 *db, const char *table, const char *id)
+/* The query that finds a referenced record of this org (not deleted): one row or none. */
+static const char *
+ref_sql(const char *table)
 {
 	static const char q_clients[] = "SELECT 1 FROM clients WHERE id = ? AND deleted_at IS NULL";
 	static const char q_cases[] = "SELECT 1 FROM cases WHERE id = ? AND deleted_at IS NULL";
 	static const char q_users[] = "SELECT 1 FROM users WHERE id = ?";
-	const char *q = strcmp(table, "clients") == 0 ? q_clients : strcmp(table, "cases") == 0 ? q_cases : q_users;
+
+	return strcmp(table, "clients") == 0 ? q_clients : strcmp(table, "cases") == 0 ? q_cases : q_users;
+}
+
+/* Does the referenced record exist in this org (and is it not deleted)? */
+static enum idb_err
+ref_exists(sqlite3 *db, const char *table, const char *id)
+{
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (idb_db_cached(db, q, &st) != IDB_OK)
+	if (idb_db_cached(db, ref_sql(table), &st) != IDB_OK)
 		return IDB_E_DB;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -327,18 +335,20 @@ field_ad(const struct idb_rec_env *env, const struct idb_resource *r, const char
 	ad->column = col;
 }
 
-/* Binds the ciphertext of s (or NULL) at index i. */
+/* The ciphertext of s (or NULL) as the plan's next value. */
 static enum idb_err
-bind_secret(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, const char *col,
-            sqlite3_stmt *st, int i, const char *s)
+plan_secret(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, const char *col,
+            struct idb_plan *p, const char *s)
 {
 	struct idb_field_ad ad;
 	unsigned char *blob;
 	size_t n;
 	enum idb_err e;
 
-	if (s == NULL)
-		return sqlite3_bind_null(st, i) == SQLITE_OK ? IDB_OK : IDB_E_DB;
+	if (s == NULL) {
+		idb_plan_null(p);
+		return IDB_OK;
+	}
 	n = strlen(s);
 	if ((blob = idb_arena_alloc(env->arena, n + IDB_FIELD_OVERHEAD)) == NULL)
 		return IDB_E_NOMEM;
@@ -346,8 +356,8 @@ bind_secret(const struct idb_rec_env *env, const struct idb_resource *r, const c
 	if ((e = idb_field_encrypt(env->keys->field, env->keys->field_version, &ad, (const unsigned char *)s, n,
 	                           blob)) != IDB_OK)
 		return e;
-	return sqlite3_bind_blob(st, i, blob, (int)(n + IDB_FIELD_OVERHEAD), SQLITE_TRANSIENT) == SQLITE_OK ? IDB_OK
-	                                                                                                  : IDB_E_DB;
+	idb_plan_blob(p, blob, n + IDB_FIELD_OVERHEAD);
+	return IDB_OK;
 }
 
 /*
@@ -365,41 +375,48 @@ idb_rec_last4(const struct idb_org_keys *k, const char digits[4], unsigned char 
 	sodium_memzero(sub, sizeof(sub));
 }
 
-static enum idb_err
-bind_last4(const struct idb_rec_env *env, sqlite3_stmt *st, int i, const char *a_number)
+static void
+plan_last4(const struct idb_rec_env *env, struct idb_plan *p, const char *a_number)
 {
 	unsigned char h[16];
 	size_t n;
 
-	if (a_number == NULL || (n = strlen(a_number)) < 4)
-		return sqlite3_bind_null(st, i) == SQLITE_OK ? IDB_OK : IDB_E_DB;
+	if (a_number == NULL || (n = strlen(a_number)) < 4) {
+		idb_plan_null(p);
+		return;
+	}
 	idb_rec_last4(env->keys, a_number + n - 4, h);
-	return sqlite3_bind_blob(st, i, h, sizeof(h), SQLITE_TRANSIENT) == SQLITE_OK ? IDB_OK : IDB_E_DB;
+	idb_plan_blob(p, h, sizeof(h));
 }
 
-/* Binds column c's new value. */
+/* Column c's new value as the plan's next value (two for the A-number: its last-4 key follows). */
 static enum idb_err
-bind_col(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, sqlite3_stmt *st, int *pos,
-         size_t c, const struct rv *v)
+plan_col(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, struct idb_plan *p, size_t c,
+         const struct rv *v)
 {
 	const struct idb_rcol *col = &r->cols[c];
 	const char *s = v->is_null ? NULL : v->s;
-	enum idb_err e = IDB_OK;
+	enum idb_err e;
 
 	if (col->kind == IDB_CK_SECRET) {
-		if ((e = bind_secret(env, r, id, col->name, st, (*pos)++, s)) != IDB_OK)
+		if ((e = plan_secret(env, r, id, col->name, p, s)) != IDB_OK)
 			return e;
 		if (col->flags & IDB_CF_LAST4)
-			e = bind_last4(env, st, (*pos)++, s);
-		return e;
+			plan_last4(env, p, s);
+		return IDB_OK;
 	}
 	if (col->kind == IDB_CK_BOOL)
-		sqlite3_bind_int(st, (*pos)++, v->is_null ? 0 : (int)v->i);
-	else if (s == NULL)
-		sqlite3_bind_null(st, (*pos)++);
+		idb_plan_int(p, v->is_null ? 0 : v->i);
 	else
-		sqlite3_bind_text(st, (*pos)++, s, -1, SQLITE_TRANSIENT);
+		idb_plan_text(p, s);
 	return IDB_OK;
+}
+
+/* Runs a plan on the request's own handle, now. */
+static enum idb_err
+run_plan(const struct idb_rec_env *env, struct idb_plan *p)
+{
+	return p->err != IDB_OK ? p->err : idb_plan_run(env->db, p->b.data, p->b.len);
 }
 
 /* ---- reading -------------------------------------------------------------- */
@@ -472,30 +489,28 @@ idb_rec_get(const struct idb_rec_env *env, const struct idb_resource *r, const c
 
 /* ---- the search index ----------------------------------------------------- */
 
-static enum idb_err
-fts_sync(const struct idb_rec_env *env, const struct idb_resource *r, long long rid, int reinsert)
+/* The statements that take row rid out of the search index and, if reinsert, put it back as it is then. */
+static void
+fts_plan(struct idb_arena *a, const struct idb_resource *r, long long rid, int reinsert, struct idb_plan *p)
 {
 	struct idb_buf b;
-	sqlite3_stmt *st = NULL;
 	const char *const *c;
 	const char *sql;
-	int rc;
 
 	if (r->fts == NULL)
-		return IDB_OK;
+		return;
 	idb_buf_init(&b, SQL_MAX);
 	idb_buf_addstr(&b, "DELETE FROM ");
 	idb_buf_addstr(&b, r->fts);
 	idb_buf_addstr(&b, " WHERE docid = ?");
-	if ((sql = sql_finish(env->arena, &b)) == NULL || idb_db_cached_text(env->db, sql, &st) != IDB_OK)
-		return IDB_E_DB;
-	sqlite3_bind_int64(st, 1, rid);
-	rc = sqlite3_step(st);
-	idb_db_done(st);
-	if (rc != SQLITE_DONE)
-		return IDB_E_DB;
+	if ((sql = sql_finish(a, &b)) == NULL) {
+		p->err = IDB_E_NOMEM;
+		return;
+	}
+	idb_plan_stmt(p, sql, IDB_PLAN_ANY, IDB_E_DB);
+	idb_plan_int(p, rid);
 	if (!reinsert)
-		return IDB_OK;
+		return;
 	idb_buf_init(&b, SQL_MAX);
 	idb_buf_addstr(&b, "INSERT INTO ");
 	idb_buf_addstr(&b, r->fts);
@@ -513,12 +528,12 @@ fts_sync(const struct idb_rec_env *env, const struct idb_resource *r, long long 
 	idb_buf_addstr(&b, " FROM ");
 	idb_buf_addstr(&b, r->name);
 	idb_buf_addstr(&b, " WHERE rid = ?");
-	if ((sql = sql_finish(env->arena, &b)) == NULL || idb_db_cached_text(env->db, sql, &st) != IDB_OK)
-		return IDB_E_DB;
-	sqlite3_bind_int64(st, 1, rid);
-	rc = sqlite3_step(st);
-	idb_db_done(st);
-	return rc == SQLITE_DONE ? IDB_OK : IDB_E_DB;
+	if ((sql = sql_finish(a, &b)) == NULL) {
+		p->err = IDB_E_NOMEM;
+		return;
+	}
+	idb_plan_stmt(p, sql, IDB_PLAN_ANY, IDB_E_DB);
+	idb_plan_int(p, rid);
 }
 
 /* Whether a change set names a column of the search index: an update that
@@ -564,14 +579,13 @@ idb_rec_create(const struct idb_rec_env *env, const struct idb_resource *r, cons
                char id[IDB_ID_LEN + 1], cJSON **fields)
 {
 	char now[IDB_TIME_LEN];
+	struct idb_plan p;
 	struct rv *v;
-	sqlite3_stmt *st = NULL;
 	cJSON *rec = NULL, *changes = NULL;
 	const char *sql;
 	enum idb_err e;
 	long long rid;
 	size_t i;
-	int pos = 1, rc;
 
 	*fields = NULL;
 	if ((v = idb_arena_calloc(env->arena, r->ncols * sizeof(*v))) == NULL)
@@ -598,6 +612,7 @@ idb_rec_create(const struct idb_rec_env *env, const struct idb_resource *r, cons
 	}
 	if ((e = idb_db_begin(env->db)) != IDB_OK)
 		return e;
+	idb_plan_init(&p);
 	if ((e = cross_check(env, r, v, NULL, fields)) != IDB_OK)
 		goto out;
 	idb_id_new(r->id_prefix, id);
@@ -606,33 +621,28 @@ idb_rec_create(const struct idb_rec_env *env, const struct idb_resource *r, cons
 		e = IDB_E_NOMEM;
 		goto out;
 	}
-	if (idb_db_cached_text(env->db, sql, &st) != IDB_OK) {
-		e = IDB_E_DB;
-		goto out;
-	}
-	sqlite3_bind_text(st, pos++, id, -1, SQLITE_STATIC);
+	idb_plan_stmt(&p, sql, IDB_PLAN_ANY, IDB_E_DB);
+	idb_plan_text(&p, id);
 	for (i = 0; i < r->ncols; i++) {
 		struct rv one = v[i];
 
 		if (!one.present)
 			one.is_null = 1;
-		if ((e = bind_col(env, r, id, st, &pos, i, &one)) != IDB_OK)
+		if ((e = plan_col(env, r, id, &p, i, &one)) != IDB_OK)
 			goto out;
 	}
-	sqlite3_bind_int(st, pos++, 1);
-	sqlite3_bind_text(st, pos++, now, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, pos++, now, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, pos++, env->actor.id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, pos++, env->actor.id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	idb_db_done(st);
-	st = NULL;
-	if (rc != SQLITE_DONE) {
-		e = rc == SQLITE_CONSTRAINT ? IDB_E_CONFLICT : IDB_E_DB;
+	idb_plan_int(&p, 1);
+	idb_plan_text(&p, now);
+	idb_plan_text(&p, now);
+	idb_plan_text(&p, env->actor.id);
+	idb_plan_text(&p, env->actor.id);
+	if ((e = run_plan(env, &p)) != IDB_OK)
 		goto out;
-	}
 	rid = sqlite3_last_insert_rowid(env->db);
-	if ((e = fts_sync(env, r, rid, 1)) != IDB_OK || (e = load(env, r, id, &rec, NULL)) != IDB_OK)
+	idb_plan_free(&p);
+	idb_plan_init(&p);
+	fts_plan(env->arena, r, rid, 1, &p);
+	if ((e = run_plan(env, &p)) != IDB_OK || (e = load(env, r, id, &rec, NULL)) != IDB_OK)
 		goto out;
 	/* The change log: every field that has a value, from null. */
 	if ((changes = cJSON_CreateObject()) == NULL) {
@@ -651,7 +661,7 @@ idb_rec_create(const struct idb_rec_env *env, const struct idb_resource *r, cons
 	if (e == IDB_OK && (e = idb_chg_append(env->db, &env->actor, "create", r->name, id, changes)) == IDB_OK)
 		e = idb_db_commit(env->db);
 out:
-	idb_db_done(st);
+	idb_plan_free(&p);
 	cJSON_Delete(rec);
 	cJSON_Delete(changes);
 	if (e != IDB_OK)
@@ -659,21 +669,84 @@ out:
 	return e;
 }
 
+/*
+ * The record as it will be after the update: the current one with the
+ * body's values, as load() would read it back (sensitive fields as
+ * {"set": bool}, booleans as booleans), a new version and its stamps.
+ */
+static cJSON *
+next_of(const struct idb_rec_env *env, const struct idb_resource *r, const cJSON *cur, const struct rv *v,
+        long long version, const char *now)
+{
+	cJSON *j = cJSON_Duplicate(cur, 1), *n;
+	size_t i;
+
+	if (j == NULL)
+		return NULL;
+	for (i = 0; i < r->ncols; i++) {
+		if (!v[i].present)
+			continue;
+		if (r->cols[i].kind == IDB_CK_SECRET) {
+			if ((n = cJSON_CreateObject()) != NULL && cJSON_AddBoolToObject(n, "set", !v[i].is_null) == NULL) {
+				cJSON_Delete(n);
+				n = NULL;
+			}
+		} else if (r->cols[i].kind == IDB_CK_BOOL)
+			n = cJSON_CreateBool(!v[i].is_null && v[i].i);
+		else
+			n = v[i].is_null ? cJSON_CreateNull() : cJSON_CreateString(v[i].s);
+		if (n == NULL || !cJSON_ReplaceItemInObjectCaseSensitive(j, r->cols[i].name, n)) {
+			cJSON_Delete(n);
+			cJSON_Delete(j);
+			return NULL;
+		}
+	}
+	if (!cJSON_ReplaceItemInObjectCaseSensitive(j, "version", cJSON_CreateNumber((double)version)) ||
+	    !cJSON_ReplaceItemInObjectCaseSensitive(j, "updated_at", cJSON_CreateString(now)) ||
+	    !cJSON_ReplaceItemInObjectCaseSensitive(j, "updated_by", cJSON_CreateString(env->actor.id))) {
+		cJSON_Delete(j);
+		return NULL;
+	}
+	return j;
+}
+
+/*
+ * The statements of an update that runs later, in another transaction
+ * (the group commit), first: the field key it was encrypted under is still
+ * the org's (else 503, as for a rotation seen under the lock), and the
+ * records it refers to are still there (else 409: they changed meanwhile).
+ */
+static void
+plan_later_checks(const struct idb_rec_env *env, const struct idb_resource *r, const struct rv *v,
+                  struct idb_plan *p)
+{
+	static const char sql_key[] = "SELECT 1 FROM key_state WHERE purpose = 'field' AND version = ?";
+	size_t i;
+
+	idb_plan_stmt(p, sql_key, IDB_PLAN_ROW, IDB_E_UNAVAILABLE);
+	idb_plan_int(p, (long long)env->keys->field_version);
+	for (i = 0; i < r->ncols; i++)
+		if (r->cols[i].kind == IDB_CK_REF && v[i].present && !v[i].is_null) {
+			idb_plan_stmt(p, ref_sql(r->cols[i].ref), IDB_PLAN_ROW, IDB_E_CONFLICT);
+			idb_plan_text(p, v[i].s);
+		}
+}
+
 enum idb_err
 idb_rec_update(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, const cJSON *body,
-               cJSON **fields)
+               cJSON **fields, struct idb_plan *later, cJSON **rec)
 {
 	char now[IDB_TIME_LEN];
 	cJSON *cur = NULL, *next = NULL, *changes = NULL;
+	struct idb_plan own, *p = later != NULL ? later : &own;
 	struct rv *v;
-	sqlite3_stmt *st = NULL;
 	const char *sql;
 	long long version = 0, rid = 0;
 	enum idb_err e;
 	size_t i;
-	int pos = 1, rc;
 
 	*fields = NULL;
+	*rec = NULL;
 	if (!idb_id_valid(id, r->id_prefix))
 		return IDB_E_NOT_FOUND;
 	if ((v = idb_arena_calloc(env->arena, r->ncols * sizeof(*v))) == NULL)
@@ -685,8 +758,9 @@ idb_rec_update(const struct idb_rec_env *env, const struct idb_resource *r, cons
 			e = invalid(fields, r->cols[i].name, "is required and cannot be null");
 	if (e != IDB_OK)
 		return e;
-	if ((e = idb_db_begin(env->db)) != IDB_OK)
+	if (later == NULL && (e = idb_db_begin(env->db)) != IDB_OK)
 		return e;
+	idb_plan_init(&own);
 	if ((e = load(env, r, id, &cur, &rid)) != IDB_OK)
 		goto out;
 	if ((long long)cJSON_GetObjectItemCaseSensitive(cur, "version")->valuedouble != version) {
@@ -708,31 +782,18 @@ idb_rec_update(const struct idb_rec_env *env, const struct idb_resource *r, cons
 		e = IDB_E_NOMEM;
 		goto out;
 	}
-	if (idb_db_cached_text(env->db, sql, &st) != IDB_OK) {
-		e = IDB_E_DB;
-		goto out;
-	}
-	sqlite3_bind_text(st, pos++, now, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, pos++, env->actor.id, -1, SQLITE_STATIC);
+	if (later != NULL)
+		plan_later_checks(env, r, v, p);
+	/* Conditioned on the version read: a change that came in between makes it change nothing (409). */
+	idb_plan_stmt(p, sql, IDB_PLAN_ONE_CHANGE, IDB_E_CONFLICT);
+	idb_plan_text(p, now);
+	idb_plan_text(p, env->actor.id);
 	for (i = 0; i < r->ncols; i++)
-		if (v[i].present && (e = bind_col(env, r, id, st, &pos, i, &v[i])) != IDB_OK)
+		if (v[i].present && (e = plan_col(env, r, id, p, i, &v[i])) != IDB_OK)
 			goto out;
-	sqlite3_bind_text(st, pos++, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, pos++, version);
-	rc = sqlite3_step(st);
-	idb_db_done(st);
-	st = NULL;
-	if (rc != SQLITE_DONE) {
-		e = IDB_E_DB;
-		goto out;
-	}
-	if (sqlite3_changes(env->db) != 1) {
-		e = IDB_E_CONFLICT;
-		goto out;
-	}
-	if ((e = load(env, r, id, &next, NULL)) != IDB_OK)
-		goto out;
-	if ((changes = cJSON_CreateObject()) == NULL) {
+	idb_plan_text(p, id);
+	idb_plan_int(p, version);
+	if ((next = next_of(env, r, cur, v, version + 1, now)) == NULL || (changes = cJSON_CreateObject()) == NULL) {
 		e = IDB_E_NOMEM;
 		goto out;
 	}
@@ -753,18 +814,26 @@ idb_rec_update(const struct idb_rec_env *env, const struct idb_resource *r, cons
 	/* A PATCH that changes no field still takes a new version (the version it
 	 * sent is used up, so two concurrent PATCHes never both succeed), but
 	 * writes no change-log row: nothing changed. */
-	if (changes->child != NULL &&
-	    ((fts_touched(r, changes) && (e = fts_sync(env, r, rid, 1)) != IDB_OK) ||
-	     (e = idb_chg_append(env->db, &env->actor, "update", r->name, id, changes)) != IDB_OK))
+	if (changes->child != NULL) {
+		if (fts_touched(r, changes))
+			fts_plan(env->arena, r, rid, 1, p);
+		idb_chg_plan(p, &env->actor, "update", r->name, id, changes);
+	}
+	if ((e = p->err) != IDB_OK || later != NULL)
 		goto out;
-	e = idb_db_commit(env->db);
+	if ((e = run_plan(env, p)) == IDB_OK)
+		e = idb_db_commit(env->db);
 out:
-	idb_db_done(st);
+	idb_plan_free(&own);
 	cJSON_Delete(cur);
-	cJSON_Delete(next);
 	cJSON_Delete(changes);
-	if (e != IDB_OK)
-		idb_db_rollback(env->db);
+	if (e == IDB_OK)
+		*rec = next;
+	else {
+		cJSON_Delete(next);
+		if (later == NULL)
+			idb_db_rollback(env->db);
+	}
 	return e;
 }
 
@@ -773,6 +842,7 @@ idb_rec_delete(const struct idb_rec_env *env, const struct idb_resource *r, cons
 {
 	char now[IDB_TIME_LEN];
 	struct idb_buf b;
+	struct idb_plan p;
 	sqlite3_stmt *st = NULL;
 	cJSON *cur = NULL, *changes = NULL;
 	const char *sql;
@@ -784,6 +854,7 @@ idb_rec_delete(const struct idb_rec_env *env, const struct idb_resource *r, cons
 		return IDB_E_NOT_FOUND;
 	if ((e = idb_db_begin(env->db)) != IDB_OK)
 		return e;
+	idb_plan_init(&p);
 	if ((e = load(env, r, id, &cur, &rid)) != IDB_OK)
 		goto out;
 	idb_buf_init(&b, SQL_MAX);
@@ -810,11 +881,13 @@ idb_rec_delete(const struct idb_rec_env *env, const struct idb_resource *r, cons
 		e = IDB_E_NOMEM;
 		goto out;
 	}
-	if ((e = fts_sync(env, r, rid, 0)) != IDB_OK ||
+	fts_plan(env->arena, r, rid, 0, &p);
+	if ((e = run_plan(env, &p)) != IDB_OK ||
 	    (e = idb_chg_append(env->db, &env->actor, "delete", r->name, id, changes)) != IDB_OK)
 		goto out;
 	e = idb_db_commit(env->db);
 out:
+	idb_plan_free(&p);
 	idb_db_done(st);
 	cJSON_Delete(cur);
 	cJSON_Delete(changes);

@@ -14,6 +14,7 @@
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "store/plan.h"
 #include "store/registry.h"
 
 struct idb_rec_env {
@@ -31,8 +32,14 @@ struct idb_rec_env {
  */
 enum idb_err idb_rec_create(const struct idb_rec_env *, const struct idb_resource *, const cJSON *body,
                             char id[IDB_ID_LEN + 1], cJSON **fields);
+/*
+ * The update, and the record as it is after it into *rec (caller frees).
+ * With later, nothing is written: the update's statements go into later,
+ * conditioned on the version read, for the group commit to run
+ * (lib/audit/logq.h); *rec is then the record as it will be if they do.
+ */
 enum idb_err idb_rec_update(const struct idb_rec_env *, const struct idb_resource *, const char *id,
-                            const cJSON *body, cJSON **fields);
+                            const cJSON *body, cJSON **fields, struct idb_plan *later, cJSON **rec);
 enum idb_err idb_rec_delete(const struct idb_rec_env *, const struct idb_resource *, const char *id);
 /* The record as the API shows it (sensitive fields as {"set": bool}); caller frees. */
 enum idb_err idb_rec_get(const struct idb_rec_env *, const struct idb_resource *, const char *id, cJSON **out);

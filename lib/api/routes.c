@@ -10,6 +10,7 @@
 #define ADMIN IDB_ROLE_ADMIN
 #define ANY IDB_ROLE_ANY
 #define ORG IDB_RF_ORG
+#define PLANNED IDB_RF_PLANNED
 
 const struct idb_route idb_routes[] = {
 	{"GET", "/api/v1/health", idb_api_health, 0, IDB_RF_PUBLIC, NULL, NULL},
@@ -43,7 +44,7 @@ const struct idb_route idb_routes[] = {
 	{"GET", "/api/v1/orgs/{org}/" path, idb_api_rec_list, ANY, ORG, &res, "record.list"},                       \
 	{"POST", "/api/v1/orgs/{org}/" path, idb_api_rec_create, WRITE, ORG, &res, "record.create"},                  \
 	{"GET", "/api/v1/orgs/{org}/" path "/{id}", idb_api_rec_get, ANY, ORG, &res, "record.read"},                \
-	{"PATCH", "/api/v1/orgs/{org}/" path "/{id}", idb_api_rec_update, WRITE, ORG, &res, "record.update"},         \
+	{"PATCH", "/api/v1/orgs/{org}/" path "/{id}", idb_api_rec_update, WRITE, ORG | PLANNED, &res, "record.update"},         \
 	{"DELETE", "/api/v1/orgs/{org}/" path "/{id}", idb_api_rec_delete, WRITE, ORG, &res, "record.delete"},        \
 	{"POST", "/api/v1/orgs/{org}/" path "/{id}/reveal", idb_api_rec_reveal, WRITE, ORG, &res, "record.reveal"}
 	RESOURCE("clients", idb_res_clients),

@@ -14,33 +14,40 @@ static const char sql_each[] =
     " WHERE seq > ?1 AND (?2 IS NULL OR entity = ?2) AND (?3 IS NULL OR entity_id = ?3)"
     " AND (?4 IS NULL OR at >= ?4) ORDER BY seq LIMIT ?5";
 
+void
+idb_chg_plan(struct idb_plan *p, const struct idb_actor *a, const char *action, const char *entity,
+             const char *entity_id, const cJSON *changes)
+{
+	char *text;
+
+	if ((text = cJSON_PrintUnformatted(changes)) == NULL) {
+		p->err = IDB_E_NOMEM;
+		return;
+	}
+	idb_plan_stmt(p, sql_append, IDB_PLAN_ANY, IDB_E_DB);
+	idb_plan_now(p);
+	idb_plan_text(p, a->kind);
+	idb_plan_text(p, a->id ? a->id : "");
+	idb_plan_text(p, a->email ? a->email : "");
+	idb_plan_text(p, action);
+	idb_plan_text(p, entity);
+	idb_plan_text(p, entity_id);
+	idb_plan_text(p, text);
+	cJSON_free(text);
+}
+
 enum idb_err
 idb_chg_append(sqlite3 *db, const struct idb_actor *a, const char *action, const char *entity,
                const char *entity_id, const cJSON *changes)
 {
-	char at[IDB_TIME_LEN], *text;
-	sqlite3_stmt *st = NULL;
-	int rc;
+	struct idb_plan p;
+	enum idb_err e;
 
-	if ((text = cJSON_PrintUnformatted(changes)) == NULL)
-		return IDB_E_NOMEM;
-	idb_time_now(at);
-	if (idb_db_cached(db, sql_append, &st) != IDB_OK) {
-		cJSON_free(text);
-		return IDB_E_DB;
-	}
-	sqlite3_bind_text(st, 1, at, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, a->kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, a->id ? a->id : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, a->email ? a->email : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, action, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, entity, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, entity_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, text, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	idb_db_done(st);
-	cJSON_free(text);
-	return rc == SQLITE_DONE ? IDB_OK : IDB_E_DB;
+	idb_plan_init(&p);
+	idb_chg_plan(&p, a, action, entity, entity_id, changes);
+	e = p.err == IDB_OK ? idb_plan_run(db, p.b.data, p.b.len) : p.err;
+	idb_plan_free(&p);
+	return e;
 }
 
 enum idb_err

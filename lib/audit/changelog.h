@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include "core/buf.h"
 #include "core/err.h"
+#include "store/plan.h"
 
 #define IDB_CHG_ENCRYPTED "[encrypted]"
 
@@ -24,6 +25,9 @@ struct idb_actor {
 /* Appends one entry; changes is serialised as given (an object). Call inside the change's transaction. */
 enum idb_err idb_chg_append(sqlite3 *, const struct idb_actor *, const char *action, const char *entity,
                             const char *entity_id, const cJSON *changes);
+/* The same as the last statement of a plan (its time: when the plan runs). */
+void idb_chg_plan(struct idb_plan *, const struct idb_actor *, const char *action, const char *entity,
+                  const char *entity_id, const cJSON *changes);
 /* Adds {"from": from, "to": to} under name to changes (from/to are copied; NULL means JSON null). */
 enum idb_err idb_chg_field(cJSON *changes, const char *name, const cJSON *from, const cJSON *to);
 /* The same for a sensitive field: "[encrypted]" where set, null where not. */

@@ -3,6 +3,7 @@
 #include "audit/logq.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,18 +13,24 @@
 
 #include "core/util.h"
 #include "store/db.h"
+#include "store/plan.h"
 
 /*
  * A slot is written only by its owner, in seqlock fashion: seq is odd while
- * the fields change, even when they are whole; ticket names the entry.
- * Whoever appends an entry records its ticket in done (or failed) before the
- * org's lock is let go; the owner reads that after it got the lock itself.
+ * the fields change, even when they are whole; ticket names the entry. A
+ * leader claims a pending entry by setting claim to its ticket (an owner
+ * that gives up withdraws it the same way: whoever sets claim first decides
+ * its fate). Whoever claimed it records the ticket in done (with the plan's
+ * result) or failed before the org's lock is let go.
  */
 struct slot {
-	unsigned long seq, ticket, done, failed;
+	unsigned long seq, ticket, claim, done, failed;
+	int result; /* the plan's own result, when done */
 	char org_id[IDB_ID_LEN + 1];
 	char actor_kind[16], actor_id[64], actor_email[320], via[16], ip[64];
 	char action[64], target[512], outcome[16], detail[1024];
+	size_t plan_len;
+	unsigned char plan[IDB_LOGQ_PLAN_MAX];
 };
 
 /*
@@ -37,7 +44,7 @@ struct table {
 	struct slot slot[];
 };
 
-/* How long an owner waits for its entry before the request gives up (503). */
+/* How long an owner waits for a leader to take its entry before the request gives up (503). */
 #define WAIT_MAX_NS (10LL * 1000 * 1000 * 1000)
 /* A queue held by a process outside the pool (immidb-admin) moves no epoch: look again this often. */
 #define WAIT_POLL_NS (2 * 1000 * 1000)
@@ -102,9 +109,10 @@ put(char *dst, size_t size, const char *s)
 	return 0;
 }
 
-/* Fills the own slot; -1 if a field does not fit (the entry then goes alone). */
+/* Fills the own slot; -1 if a field or the plan does not fit (the entry then goes alone). */
 static int
-fill(struct slot *s, const char *org_id, const struct idb_log_entry *e, unsigned long *ticket)
+fill(struct slot *s, const char *org_id, const struct idb_log_entry *e, const void *plan, size_t plan_len,
+     unsigned long *ticket)
 {
 	int bad;
 
@@ -115,7 +123,13 @@ fill(struct slot *s, const char *org_id, const struct idb_log_entry *e, unsigned
 	      put(s->actor_email, sizeof(s->actor_email), e->actor_email) | put(s->via, sizeof(s->via), e->via) |
 	      put(s->ip, sizeof(s->ip), e->ip) | put(s->action, sizeof(s->action), e->action) |
 	      put(s->target, sizeof(s->target), e->target) | put(s->outcome, sizeof(s->outcome), e->outcome) |
-	      put(s->detail, sizeof(s->detail), e->detail) | (e->reason != NULL && e->reason[0] != '\0' ? -1 : 0);
+	      put(s->detail, sizeof(s->detail), e->detail) | (e->reason != NULL && e->reason[0] != '\0' ? -1 : 0) |
+	      (plan_len > sizeof(s->plan) ? -1 : 0);
+	if (!bad) {
+		s->plan_len = plan_len;
+		if (plan_len)
+			memcpy(s->plan, plan, plan_len);
+	}
 	*ticket = s->ticket + 1;
 	if (!bad)
 		__atomic_store_n(&s->ticket, *ticket, __ATOMIC_SEQ_CST);
@@ -123,19 +137,28 @@ fill(struct slot *s, const char *org_id, const struct idb_log_entry *e, unsigned
 	return bad ? -1 : 0;
 }
 
-/* A consistent copy of slot i if it holds a pending entry of org_id; its ticket into *ticket. */
+/*
+ * Claims slot i if it holds a pending entry of org_id: a consistent copy
+ * into *copy (the plan's bytes as far as plan_len) and its ticket.
+ */
 static int
 take(unsigned i, const char *org_id, struct slot *copy, unsigned long *ticket)
 {
-	const struct slot *s = &slots[i];
-	unsigned long seq = __atomic_load_n(&s->seq, __ATOMIC_SEQ_CST), t;
+	struct slot *s = &slots[i];
+	unsigned long seq = __atomic_load_n(&s->seq, __ATOMIC_SEQ_CST), t, c;
 
 	t = __atomic_load_n(&s->ticket, __ATOMIC_SEQ_CST);
-	if ((seq & 1) || t == 0 || t == __atomic_load_n(&s->done, __ATOMIC_SEQ_CST) ||
-	    t == __atomic_load_n(&s->failed, __ATOMIC_SEQ_CST))
+	c = __atomic_load_n(&s->claim, __ATOMIC_SEQ_CST);
+	if ((seq & 1) || t == 0 || c == t)
 		return 0;
-	memcpy(copy, s, sizeof(*copy));
+	memcpy(copy, s, offsetof(struct slot, plan));
+	if (copy->plan_len > sizeof(copy->plan))
+		return 0;
+	memcpy(copy->plan, s->plan, copy->plan_len);
 	if (__atomic_load_n(&s->seq, __ATOMIC_SEQ_CST) != seq || copy->ticket != t || strcmp(copy->org_id, org_id) != 0)
+		return 0;
+	/* Lost to the owner's withdrawal: not ours to carry. */
+	if (!__atomic_compare_exchange_n(&s->claim, &c, t, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 		return 0;
 	*ticket = t;
 	return 1;
@@ -156,15 +179,42 @@ entry_of(const struct slot *s, struct idb_log_entry *e)
 	e->detail = s->detail;
 }
 
-/* The entry alone, in its own transaction. */
+/*
+ * Inside the transaction: the plan (if any) in a savepoint of its own, its
+ * result into *res, then the entry, which says "failed" with the plan's
+ * error if it did not go through. IDB_OK unless the transaction itself is
+ * lost (the entry could not be written).
+ */
 static enum idb_err
-alone(sqlite3 *db, struct idb_log_entry *e)
+apply(sqlite3 *db, struct idb_log_entry *e, const void *plan, size_t plan_len, enum idb_err *res)
+{
+	*res = IDB_OK;
+	if (plan_len > 0) {
+		if (idb_db_begin(db) != IDB_OK)
+			return IDB_E_UNAVAILABLE;
+		if ((*res = idb_plan_run(db, plan, plan_len)) == IDB_OK)
+			*res = idb_db_commit(db);
+		else
+			idb_db_rollback(db);
+		if (sqlite3_get_autocommit(db))
+			return IDB_E_UNAVAILABLE; /* SQLite undid the whole transaction */
+		if (*res != IDB_OK) {
+			e->outcome = "failed";
+			e->detail = idb_err_code(*res);
+		}
+	}
+	return idb_log_append(db, e) == IDB_OK ? IDB_OK : IDB_E_UNAVAILABLE;
+}
+
+/* The entry (and plan) alone, in its own transaction. */
+static enum idb_err
+alone(sqlite3 *db, struct idb_log_entry *e, const void *plan, size_t plan_len, enum idb_err *res)
 {
 	enum idb_err r;
 
 	if ((r = idb_db_begin(db)) != IDB_OK)
 		return IDB_E_UNAVAILABLE;
-	if ((r = idb_log_append(db, e)) == IDB_OK)
+	if ((r = apply(db, e, plan, plan_len, res)) == IDB_OK)
 		r = idb_db_commit(db);
 	if (r != IDB_OK) {
 		idb_db_rollback(db);
@@ -173,14 +223,15 @@ alone(sqlite3 *db, struct idb_log_entry *e)
 	return IDB_OK;
 }
 
-/* Holding the org's lock: every pending entry of the org in one transaction. */
+/* Holding the org's lock: every pending entry of the org, with its plan, in one transaction. */
 static enum idb_err
 lead(sqlite3 *db, const char *org_id)
 {
 	static unsigned long tickets[2 * 256];
 	static unsigned idx[2 * 256];
+	static enum idb_err results[2 * 256];
+	static struct slot copy;
 	struct idb_log_entry e;
-	struct slot copy;
 	unsigned i, end, n = 0;
 	enum idb_err r;
 
@@ -191,28 +242,34 @@ lead(sqlite3 *db, const char *org_id)
 		if (!take(i, org_id, &copy, &tickets[n]))
 			continue;
 		entry_of(&copy, &e);
-		idx[n++] = i; /* carried by this transaction, whatever its fate */
-		if ((r = idb_log_append(db, &e)) != IDB_OK)
+		idx[n] = i; /* carried by this transaction, whatever its fate */
+		if ((r = apply(db, &e, copy.plan, copy.plan_len, &results[n++])) != IDB_OK)
 			break;
 	}
 	if (r == IDB_OK)
 		r = idb_db_commit(db);
 	else
 		idb_db_rollback(db);
-	/* Marked before the lock is let go, so their owners find them done. */
-	for (i = 0; i < n; i++)
-		__atomic_store_n(r == IDB_OK ? &slots[idx[i]].done : &slots[idx[i]].failed, tickets[i], __ATOMIC_SEQ_CST);
+	/* Marked before the lock is let go, so their owners find them settled. */
+	for (i = 0; i < n; i++) {
+		if (r == IDB_OK) {
+			slots[idx[i]].result = (int)results[i];
+			__atomic_store_n(&slots[idx[i]].done, tickets[i], __ATOMIC_SEQ_CST);
+		} else
+			__atomic_store_n(&slots[idx[i]].failed, tickets[i], __ATOMIC_SEQ_CST);
+	}
 	return r == IDB_OK ? IDB_OK : IDB_E_UNAVAILABLE;
 }
 
-/* Whether the entry of ticket was settled by a leader: 1 and its result in *r, or 0. */
+/* Whether the entry of ticket was settled by a leader: 1 with the transaction's result in *r and the plan's in *res. */
 static int
-settled(const struct slot *s, unsigned long ticket, enum idb_err *r)
+settled(const struct slot *s, unsigned long ticket, enum idb_err *r, enum idb_err *res)
 {
-	if (__atomic_load_n(&s->done, __ATOMIC_SEQ_CST) == ticket)
+	if (__atomic_load_n(&s->done, __ATOMIC_SEQ_CST) == ticket) {
 		*r = IDB_OK;
-	else if (__atomic_load_n(&s->failed, __ATOMIC_SEQ_CST) == ticket)
-		*r = IDB_E_UNAVAILABLE;
+		*res = (enum idb_err)__atomic_load_n(&s->result, __ATOMIC_SEQ_CST);
+	} else if (__atomic_load_n(&s->failed, __ATOMIC_SEQ_CST) == ticket)
+		*r = *res = IDB_E_UNAVAILABLE;
 	else
 		return 0;
 	return 1;
@@ -232,16 +289,16 @@ now_ns(void)
  * every pending entry of the org. Letting go wakes the waiting owners.
  */
 static enum idb_err
-lead_held(sqlite3 *db, const char *org_id, const struct slot *s, unsigned long ticket)
+lead_held(sqlite3 *db, const char *org_id, const struct slot *s, unsigned long ticket, enum idb_err *res)
 {
 	enum idb_err r;
 
-	if (!settled(s, ticket, &r))
-		r = lead(db, org_id);
+	if (!settled(s, ticket, &r, res))
+		lead(db, org_id);
 	idb_db_queue_release(db);
 	/* The leader's answer covers this entry too: it was pending under the lock. */
-	if (r == IDB_OK && __atomic_load_n(&s->done, __ATOMIC_SEQ_CST) != ticket)
-		r = IDB_E_UNAVAILABLE;
+	if (!settled(s, ticket, &r, res))
+		r = *res = IDB_E_UNAVAILABLE;
 	return r;
 }
 
@@ -254,43 +311,57 @@ lead_held(sqlite3 *db, const char *org_id, const struct slot *s, unsigned long t
  * leads everything that piled up meanwhile.
  */
 enum idb_err
-idb_logq_append(sqlite3 *db, const char *org_id, struct idb_log_entry *e)
+idb_logq_write(sqlite3 *db, const char *org_id, struct idb_log_entry *e, const void *plan, size_t plan_len,
+               enum idb_err *res)
 {
 	struct timespec poll = {0, WAIT_POLL_NS};
 	struct slot *s;
-	unsigned long ticket;
+	unsigned long ticket, c;
 	unsigned seen;
 	long long deadline;
 	enum idb_err r;
 	int h;
 
+	*res = IDB_OK;
 	if (mine < 0 || (h = idb_db_queue_try_hold(db)) < 0)
-		return alone(db, e); /* no shared slots, or no queue on this handle */
+		return alone(db, e, plan, plan_len, res); /* no shared slots, or no queue on this handle */
 	s = &slots[mine];
-	if (fill(s, org_id, e, &ticket) != 0) {
+	if (fill(s, org_id, e, plan, plan_len, &ticket) != 0) {
 		if (h == 1)
 			idb_db_queue_release(db);
-		return alone(db, e);
+		return alone(db, e, plan, plan_len, res);
 	}
 	if (h == 1)
-		return lead_held(db, org_id, s, ticket);
+		return lead_held(db, org_id, s, ticket, res);
 	deadline = now_ns() + WAIT_MAX_NS;
 	for (;;) {
-		if (settled(s, ticket, &r))
+		if (settled(s, ticket, &r, res))
 			return r;
 		__atomic_add_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
 		seen = __atomic_load_n(&tab->epoch, __ATOMIC_SEQ_CST);
 		if (idb_db_queue_try_hold(db) == 1) {
 			__atomic_sub_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
-			return lead_held(db, org_id, s, ticket);
+			return lead_held(db, org_id, s, ticket, res);
 		}
-		if (!settled(s, ticket, &r))
+		if (!settled(s, ticket, &r, res))
 			syscall(SYS_futex, &tab->epoch, FUTEX_WAIT, seen, &poll, NULL, 0);
 		__atomic_sub_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
-		if (now_ns() > deadline) {
-			/* Withdrawn; a leader that took it first still counts. */
+		/* Past the deadline, withdraw the entry unless a leader has claimed it;
+		 * a claimed one is being written and settles soon. */
+		c = __atomic_load_n(&s->claim, __ATOMIC_SEQ_CST);
+		if (now_ns() > deadline && c != ticket &&
+		    __atomic_compare_exchange_n(&s->claim, &c, ticket, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
 			__atomic_store_n(&s->failed, ticket, __ATOMIC_SEQ_CST);
-			return __atomic_load_n(&s->done, __ATOMIC_SEQ_CST) == ticket ? IDB_OK : IDB_E_UNAVAILABLE;
+			*res = IDB_E_UNAVAILABLE;
+			return IDB_E_UNAVAILABLE;
 		}
 	}
+}
+
+enum idb_err
+idb_logq_append(sqlite3 *db, const char *org_id, struct idb_log_entry *e)
+{
+	enum idb_err res;
+
+	return idb_logq_write(db, org_id, e, NULL, 0, &res);
 }

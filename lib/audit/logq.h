@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Group commit of the access-log entries of reads. A read changes nothing,
+ * Group commit of access-log entries, and of the writes planned in advance
+ * that come with them (lib/store/plan.h). A read changes nothing,
  * but its entry must be durable before the answer leaves: one commit, and
  * so one fsync, per read would bound reads by the disk's commit rate. The
  * workers share a table of slots (memory mapped by the master before it
@@ -11,13 +12,23 @@
  * when its turn comes leaves at once. Entries are appended in the order
  * the chain needs (idb_log_append, under the lock), and a failed commit
  * marks every entry it carried failed (their requests answer 503).
+ *
+ * A write (a record's PATCH) comes as a plan worked out by its worker
+ * outside the lock, conditioned on the version it read. The leader runs
+ * each plan in a savepoint of its own before its entry: a plan that finds
+ * its condition gone (a concurrent change) undoes only itself, and its
+ * entry says "failed"; the others commit with it, under one fsync.
  */
 #ifndef IDB_AUDIT_LOGQ_H
 #define IDB_AUDIT_LOGQ_H
 
+#include <stddef.h>
 #include <sqlite3.h>
 #include "audit/accesslog.h"
 #include "core/err.h"
+
+/* The largest plan that travels in a slot; a bigger one runs in its own transaction. */
+#define IDB_LOGQ_PLAN_MAX 16384
 
 /* Maps the shared slots (nslots of them); in the master, before forking. */
 enum idb_err idb_logq_init(unsigned nslots);
@@ -29,5 +40,13 @@ void idb_logq_own(int slot);
  * transaction. IDB_OK once the entry is committed.
  */
 enum idb_err idb_logq_append(sqlite3 *db, const char *org_id, struct idb_log_entry *e);
+/*
+ * The same for a write: the plan (plan_len bytes) runs first, in the same
+ * transaction, and its own result goes to *res (if it is not IDB_OK, the
+ * plan changed nothing and e was written as failed with that error). The
+ * return value is the transaction's: IDB_OK once both are committed.
+ */
+enum idb_err idb_logq_write(sqlite3 *db, const char *org_id, struct idb_log_entry *e, const void *plan,
+                            size_t plan_len, enum idb_err *res);
 
 #endif

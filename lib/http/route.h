@@ -28,6 +28,7 @@ typedef enum idb_err (*idb_handler)(struct idb_ctx *);
 #define IDB_RF_MFA_STEP 0x8u  /* allowed while the second factor is pending */
 #define IDB_RF_ENROLL 0x10u   /* allowed while the org requires MFA and the user has none */
 #define IDB_RF_SYSADMIN 0x20u /* under /api/v1/sysadmin/: a sysadmin session */
+#define IDB_RF_PLANNED 0x40u  /* a write the handler plans in a read snapshot; the group commit runs it */
 
 #define IDB_SEGMENT_MAX 128 /* a captured path segment */
 
