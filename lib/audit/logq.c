@@ -180,25 +180,25 @@ entry_of(const struct slot *s, struct idb_log_entry *e)
 }
 
 /*
- * Inside the transaction: the plan (if any) in a savepoint of its own, its
- * result into *res, then the entry, which says "failed" with the plan's
- * error if it did not go through. IDB_OK unless the transaction itself is
- * lost (the entry could not be written).
+ * Inside the transaction: the plan (if any), its result into *res, then the
+ * entry, which says "failed" with the plan's error if it did not go
+ * through. No savepoint (its journal costs a page copy per page touched): a
+ * plan fails on a condition before its first change (the version check is
+ * its first write), so a failed plan has changed nothing. One that failed
+ * after a change loses the whole transaction. IDB_OK unless the transaction
+ * is lost.
  */
 static enum idb_err
 apply(sqlite3 *db, struct idb_log_entry *e, const void *plan, size_t plan_len, enum idb_err *res)
 {
+	int changes;
+
 	*res = IDB_OK;
 	if (plan_len > 0) {
-		if (idb_db_begin(db) != IDB_OK)
-			return IDB_E_UNAVAILABLE;
-		if ((*res = idb_plan_run(db, plan, plan_len)) == IDB_OK)
-			*res = idb_db_commit(db);
-		else
-			idb_db_rollback(db);
-		if (sqlite3_get_autocommit(db))
-			return IDB_E_UNAVAILABLE; /* SQLite undid the whole transaction */
-		if (*res != IDB_OK) {
+		changes = sqlite3_total_changes(db);
+		if ((*res = idb_plan_run(db, plan, plan_len)) != IDB_OK) {
+			if (sqlite3_total_changes(db) != changes || sqlite3_get_autocommit(db))
+				return IDB_E_UNAVAILABLE; /* half a plan: undo all */
 			e->outcome = "failed";
 			e->detail = idb_err_code(*res);
 		}

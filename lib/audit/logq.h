@@ -15,9 +15,11 @@
  *
  * A write (a record's PATCH) comes as a plan worked out by its worker
  * outside the lock, conditioned on the version it read. The leader runs
- * each plan in a savepoint of its own before its entry: a plan that finds
- * its condition gone (a concurrent change) undoes only itself, and its
- * entry says "failed"; the others commit with it, under one fsync.
+ * each plan before its entry: a plan that finds its condition gone (a
+ * concurrent change) stops before its first change, and its entry says
+ * "failed"; the others commit with it, under one fsync. A plan that fails
+ * after a change (which only a broken database does) fails the whole
+ * transaction: every request it carried answers 503.
  */
 #ifndef IDB_AUDIT_LOGQ_H
 #define IDB_AUDIT_LOGQ_H

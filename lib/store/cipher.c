@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 /*
@@ -105,11 +106,16 @@ struct mac_slot {
  * Key material lives here and in the EVP contexts; it is wiped when the key
  * changes, by idb_cipher_wipe, and when the thread exits.
  */
+/* Random bytes drawn from OpenSSL this many at a time (see fast_random). */
+#define RND_BUF 4096
+
 static _Thread_local struct {
 	struct aes_slot aes[2]; /* [MODE_DECRYPT], [MODE_ENCRYPT] */
 	struct mac_slot mac;
 	unsigned long fast, stock;
 	int watched; /* the thread-exit destructor is armed */
+	unsigned char rnd[RND_BUF];
+	size_t rnd_left; /* unused bytes at the end of rnd */
 } tl;
 
 /* Set once by install_once, read-only afterwards. */
@@ -392,6 +398,45 @@ out:
 }
 
 /*
+ * The IV of every page written: SQLCipher asks for 16 random bytes per page,
+ * and each RAND_bytes call costs far more than the bytes (a lookup of the
+ * DRBG, its lock, parameter parsing): a few microseconds a page. Here a
+ * thread draws RND_BUF bytes at once and hands them out in order, each byte
+ * once. IVs are written in clear next to their page, so nothing secret is
+ * held. A forked child must not hand out its parent's bytes again (two
+ * processes writing the same IVs): forget_random runs in the child.
+ */
+static int
+fast_random(void *ctx, void *buf, int len)
+{
+	unsigned char *out = buf;
+	size_t n, want;
+
+	(void)ctx;
+	if (len < 0)
+		return SQLITE_ERROR;
+	for (want = (size_t)len; want > 0; want -= n, out += n) {
+		if (tl.rnd_left == 0) {
+			if (RAND_bytes(tl.rnd, RND_BUF) != 1)
+				return SQLITE_ERROR;
+			tl.rnd_left = RND_BUF;
+		}
+		n = want < tl.rnd_left ? want : tl.rnd_left;
+		memcpy(out, tl.rnd + RND_BUF - tl.rnd_left, n);
+		tl.rnd_left -= n;
+	}
+	return SQLITE_OK;
+}
+
+/* In a forked child (its one thread is the forking one): the parent's bytes are not ours. */
+static void
+forget_random(void)
+{
+	OPENSSL_cleanse(tl.rnd, sizeof(tl.rnd));
+	tl.rnd_left = 0;
+}
+
+/*
  * A provider in SQLCipher's memory (sqlcipher_register_provider frees the
  * one it replaces with sqlcipher_free): the stock functions, with ours for
  * hmac and cipher if fast. NULL if out of memory.
@@ -408,6 +453,7 @@ provider_new(int fast)
 	if (fast) {
 		p->hmac = fast_hmac;
 		p->cipher = fast_cipher;
+		p->random = fast_random;
 	}
 	return p;
 }
@@ -430,6 +476,11 @@ install_once(void)
 	if ((aes = EVP_CIPHER_fetch(NULL, AES_NAME, NULL)) == NULL)
 		return;
 	tkey_ok = pthread_key_create(&tkey, thread_gone) == 0;
+	if (pthread_atfork(NULL, NULL, forget_random) != 0) {
+		EVP_CIPHER_free(aes);
+		aes = NULL;
+		return;
+	}
 	if (!self_test() || (p = provider_new(1)) == NULL) {
 		EVP_CIPHER_free(aes);
 		aes = NULL;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -36,7 +37,8 @@ typedef int (*cipher_fn)(void *, int, unsigned char *, int, unsigned char *, uns
     unsigned char *);
 typedef int (*hmac_fn)(void *, unsigned char *, int, unsigned char *, int, unsigned char *, int,
     unsigned char *);
-enum { S_HMAC = 5, S_CIPHER = 7, S_SET_CIPHER = 8, S_CTX_INIT = 16, S_CTX_FREE = 17, SLOTS = 64 };
+typedef int (*random_fn)(void *, void *, int);
+enum { S_RANDOM = 4, S_HMAC = 5, S_CIPHER = 7, S_SET_CIPHER = 8, S_CTX_INIT = 16, S_CTX_FREE = 17, SLOTS = 64 };
 
 int sqlcipher_openssl_setup(void *);
 void *sqlcipher_get_provider(void);
@@ -50,6 +52,7 @@ static struct {
 	slot_fn stock[SLOTS];
 	cipher_fn our_cipher;
 	hmac_fn our_hmac;
+	random_fn our_random;
 	void *pctx;
 	char dir[64];
 } W;
@@ -82,6 +85,7 @@ group_setup(void **state)
 		return -1;
 	W.our_cipher = (cipher_fn)ours[S_CIPHER];
 	W.our_hmac = (hmac_fn)ours[S_HMAC];
+	W.our_random = (random_fn)ours[S_RANDOM];
 	if (((int (*)(void **))W.stock[S_CTX_INIT])(&W.pctx) != 0 ||
 	    ((int (*)(void *, const char *))W.stock[S_SET_CIPHER])(W.pctx, "aes-256-cbc") != 0)
 		return -1;
@@ -711,6 +715,49 @@ wrong_key_fails_with_both(void **state)
 	}
 }
 
+/*
+ * The page IVs: ours, not stock's; never the same bytes twice, across the
+ * refills of the thread's buffer; and a forked child draws bytes of its own,
+ * not the ones its parent holds and will hand out next.
+ */
+static void
+random_ivs_are_ours_distinct_and_not_shared_with_a_child(void **state)
+{
+	enum { IV = 16, N = 1200 }; /* N x IV spans several refills */
+	static unsigned char ivs[N][IV];
+	unsigned char parent_next[IV], child_first[IV];
+	int fds[2], status;
+	size_t i, j;
+	pid_t pid;
+
+	(void)state;
+	assert_ptr_not_equal((void *)W.our_random, (void *)W.stock[S_RANDOM]);
+	for (i = 0; i < N; i++)
+		assert_int_equal(W.our_random(NULL, ivs[i], IV), 0);
+	for (i = 0; i < N; i++)
+		for (j = i + 1; j < N; j++)
+			assert_memory_not_equal(ivs[i], ivs[j], IV);
+	/* An odd size first, so the buffer is mid-way at the fork. */
+	assert_int_equal(W.our_random(NULL, ivs[0], 5), 0);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		ssize_t w;
+
+		close(fds[0]);
+		w = W.our_random(NULL, child_first, IV) == 0 ? write(fds[1], child_first, IV) : -1;
+		_exit(w == IV ? 0 : 1);
+	}
+	close(fds[1]);
+	assert_int_equal(W.our_random(NULL, parent_next, IV), 0);
+	assert_int_equal(read(fds[0], child_first, IV), IV);
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_memory_not_equal(parent_next, child_first, IV);
+}
+
 #define T(fn) cmocka_unit_test_teardown(fn, teardown)
 
 int
@@ -732,6 +779,7 @@ main(void)
 		T(reserve_padding_is_not_authenticated_by_either),
 		T(flipped_byte_in_page_1_fails_at_open_with_both),
 		T(wrong_key_fails_with_both),
+		T(random_ivs_are_ours_distinct_and_not_shared_with_a_child),
 	};
 
 	return cmocka_run_group_tests_name("cipher", tests, group_setup, group_teardown);
