@@ -82,8 +82,15 @@ idb_db_open(const char *path, const unsigned char key[IDB_KEY_LEN], int flags, s
 		goto out;
 	if (created)
 		chmod(path, 0600);
-	if (flags & IDB_DB_QUEUE)
+	/* The workers' handles checkpoint ten times less often than SQLite's
+	 * default: the checkpoint runs inside a commit, under the write lock,
+	 * and its fsync of the database file (tens of milliseconds under load)
+	 * holds up every writer queued behind it. Pages written many times
+	 * between two checkpoints are copied once. */
+	if (flags & IDB_DB_QUEUE) {
 		queue_open(db, path);
+		sqlite3_wal_autocheckpoint(db, IDB_DB_QUEUE_CHECKPOINT);
+	}
 	*out = db;
 	db = NULL;
 out:

@@ -16,6 +16,7 @@
 #define IDB_DB_READONLY 0x2 /* open read-only (SQLITE_OPEN_READONLY) */
 #define IDB_DB_QUEUE 0x4    /* writers queue on a flock of the file before BEGIN IMMEDIATE (the workers) */
 #define IDB_DB_BUSY_MS 10000
+#define IDB_DB_QUEUE_CHECKPOINT 10000 /* WAL frames before a queued handle's commit checkpoints */
 
 /* Opens path with key; *out is owned by the caller (sqlite3_close). */
 enum idb_err idb_db_open(const char *path, const unsigned char key[IDB_KEY_LEN], int flags, sqlite3 **out);

@@ -151,12 +151,59 @@ past_the_bound_statements_are_prepared_each_time(void **state)
 	assert_ptr_equal(again, first);
 }
 
+/* Frames in the WAL: what a passive checkpoint reports as the log's size. */
+static int
+wal_frames(sqlite3 *db)
+{
+	int log = -1, done = -1;
+
+	assert_int_equal(sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done), SQLITE_OK);
+	return log;
+}
+
+/* Commits n transactions of one new row each, through idb_db_begin/commit. */
+static void
+commits(sqlite3 *db, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		assert_int_equal(idb_db_begin(db), IDB_OK);
+		assert_int_equal(idb_db_exec(db, "INSERT INTO t (v) VALUES (hex(randomblob(300)))"), IDB_OK);
+		assert_int_equal(idb_db_commit(db), IDB_OK);
+	}
+}
+
+/*
+ * The workers' handles (IDB_DB_QUEUE) checkpoint at 10000 frames, not at
+ * SQLite's 1000: a checkpoint runs inside a commit, under the write lock,
+ * and its fsync of the database file holds up every writer behind it.
+ * Others keep the default.
+ */
+static void
+queued_handles_checkpoint_ten_times_less_often(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *q = NULL;
+
+	/* ~3 frames a commit: 600 commits pass 1000 frames, not 10000. */
+	assert_int_equal(idb_db_open(f->path, f->key, IDB_DB_QUEUE, &q), IDB_OK);
+	commits(q, 600);
+	assert_true(wal_frames(q) > 1000);
+	idb_db_close(q);
+	/* A plain handle checkpoints at 1000: its next writes start the log over. */
+	assert_int_equal(idb_db_exec(f->db, "PRAGMA wal_checkpoint(TRUNCATE)"), IDB_OK);
+	commits(f->db, 600);
+	assert_true(wal_frames(f->db) < 1000);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(equal_text_is_one_statement_kept_between_uses, setup, teardown),
 		cmocka_unit_test_setup_teardown(past_the_bound_statements_are_prepared_each_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(queued_handles_checkpoint_ten_times_less_often, setup, teardown),
 	};
 
 	if (sodium_init() < 0)
