@@ -125,7 +125,9 @@ sql_update(struct idb_arena *a, const struct idb_resource *r, const struct rv *v
 		if (r->cols[i].flags & IDB_CF_LAST4)
 			idb_buf_addstr(&b, ", a_number_last4 = ?");
 	}
-	idb_buf_addstr(&b, " WHERE id = ? AND version = ? AND deleted_at IS NULL");
+	/* By rowid (the loaded record's), which the leader of a group commit
+	 * finds without the id index; the id must still match. */
+	idb_buf_addstr(&b, " WHERE rid = ? AND id = ? AND version = ? AND deleted_at IS NULL");
 	return sql_finish(a, &b);
 }
 
@@ -791,6 +793,7 @@ idb_rec_update(const struct idb_rec_env *env, const struct idb_resource *r, cons
 	for (i = 0; i < r->ncols; i++)
 		if (v[i].present && (e = plan_col(env, r, id, p, i, &v[i])) != IDB_OK)
 			goto out;
+	idb_plan_int(p, rid);
 	idb_plan_text(p, id);
 	idb_plan_int(p, version);
 	if ((next = next_of(env, r, cur, v, version + 1, now)) == NULL || (changes = cJSON_CreateObject()) == NULL) {

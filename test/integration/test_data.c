@@ -23,9 +23,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -3163,6 +3165,185 @@ change_log_is_append_only_by_trigger(void **state)
 	assert_int_equal(changes_n(&a, F("entity_id=%s", qenc(id))), 3);
 }
 
+/*
+ * A PATCH in a child while this process holds the org's write queue (the
+ * flock the workers take), as a process outside the pool would: the
+ * worker checks and plans it in a read snapshot, then waits for the queue
+ * with its plan pending. The child's exit status says whether the answer
+ * had the status wanted (and, for 409/503, the error code).
+ */
+static pid_t
+patch_in_child(const struct sess *s, const char *sub, const char *body, long want, const char *code)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		struct h_resp r;
+		int ok;
+
+		sreq(s, "PATCH", sub, body, &r);
+		ok = r.status == want && (code == NULL || (r.body != NULL && strstr(r.body, code) != NULL));
+		h_resp_free(&r);
+		_exit(ok ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	return pid;
+}
+
+static void
+child_ok(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* The outcome and detail of the last record.update entry for target, as "outcome/detail". */
+static const char *
+last_entry(const char *slug, const char *target)
+{
+	static char out[128];
+	char sql[512];
+	long long ok, conflict, unavailable;
+
+	snprintf(sql, sizeof(sql), "SELECT max(seq) FROM access_log WHERE action = 'record.update' AND target = '%s'",
+	         target);
+	ok = org_count(slug, F("SELECT count(*) FROM access_log WHERE seq = (%s) AND outcome = 'ok'", sql));
+	conflict = org_count(slug, F("SELECT count(*) FROM access_log WHERE seq = (%s) AND outcome = 'failed' AND "
+	                             "detail = 'conflict'", sql));
+	unavailable = org_count(slug, F("SELECT count(*) FROM access_log WHERE seq = (%s) AND outcome = 'failed' AND "
+	                                "detail = 'unavailable'", sql));
+	snprintf(out, sizeof(out), "%s", ok ? "ok" : conflict ? "failed/conflict" : unavailable ? "failed/unavailable" : "?");
+	return out;
+}
+
+/*
+ * A user's PATCH is checked and worked out in a read snapshot, and written
+ * later by the group commit, conditioned on what it read. Whatever changes
+ * in between (the record, a record it refers to, the field key) makes it
+ * write nothing: 409 (or 503 for the key), with a failed entry. Held here by
+ * taking the org's write queue, changing the database under SQLite's own
+ * lock, then letting the queue go.
+ */
+static void
+a_planned_patch_writes_nothing_if_its_snapshot_changed_before_the_commit(void **state)
+{
+	static const char *slug = "dt-planned";
+	char cid[ID_LEN], cid2[ID_LEN], kid[ID_LEN], path[IDB_PATH_MAX];
+	struct idb_org_keys k;
+	struct sess a, m;
+	long long chg;
+	pid_t pid;
+	int fd;
+	cJSON *j;
+
+	(void)state;
+	org_with(slug, "198.18.1.40", &a, &m, NULL);
+	create(&a, "clients", "{\"family_name\":\"Plan\",\"given_name\":\"Ahead\"}", cid);
+	create(&a, "clients", "{\"family_name\":\"Other\",\"given_name\":\"Client\"}", cid2);
+	create(&a, "cases", F("{\"client_id\":\"%s\",\"case_type\":\"I-130\",\"title\":\"Planned\"}", cid), kid);
+	org_keys(slug, &k, path);
+	idb_org_keys_wipe(&k);
+	assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+
+	/* Held: the PATCH waits with its plan; meanwhile the record moves on to version 2. */
+	chg = changes_n(&a, F("entity_id=%s", qenc(cid)));
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	pid = patch_in_child(&m, F("/clients/%s", cid), "{\"version\":1,\"given_name\":\"Planned\"}", 409, "conflict");
+	usleep(300 * 1000);
+	org_exec_ok(slug, F("UPDATE clients SET version = 2, given_name = 'Elsewhere' WHERE id = '%s'", cid));
+	assert_int_equal(flock(fd, LOCK_UN), 0);
+	child_ok(pid);
+	j = get(&a, "clients", cid);
+	assert_int_equal(jint(j, "version"), 2);
+	assert_string_equal(jstr(j, "given_name"), "Elsewhere");
+	cJSON_Delete(j);
+	assert_int_equal(changes_n(&a, F("entity_id=%s", qenc(cid))), chg);
+	assert_string_equal(last_entry(slug, F("clients/%s", cid)), "failed/conflict");
+
+	/* Without the change in between, the same wait ends in 200 and the write. */
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	pid = patch_in_child(&m, F("/clients/%s", cid), "{\"version\":2,\"given_name\":\"Planned\"}", 200, NULL);
+	usleep(300 * 1000);
+	assert_int_equal(flock(fd, LOCK_UN), 0);
+	child_ok(pid);
+	j = get(&a, "clients", cid);
+	assert_int_equal(jint(j, "version"), 3);
+	assert_string_equal(jstr(j, "given_name"), "Planned");
+	assert_string_equal(jstr(j, "updated_by"), m.user_id);
+	cJSON_Delete(j);
+	assert_int_equal(changes_n(&a, F("entity_id=%s", qenc(cid))), chg + 1);
+	assert_string_equal(last_entry(slug, F("clients/%s", cid)), "ok");
+
+	/* -bad: the client a case is moved to is deleted in between: 409, the case stays. */
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	pid = patch_in_child(&m, F("/cases/%s", kid), F("{\"version\":1,\"client_id\":\"%s\"}", cid2), 409, "conflict");
+	usleep(300 * 1000);
+	org_exec_ok(slug, F("UPDATE clients SET deleted_at = '2026-11-27T09:30:00.000Z' WHERE id = '%s'", cid2));
+	assert_int_equal(flock(fd, LOCK_UN), 0);
+	child_ok(pid);
+	j = get(&a, "cases", kid);
+	assert_int_equal(jint(j, "version"), 1);
+	assert_string_equal(jstr(j, "client_id"), cid);
+	cJSON_Delete(j);
+	assert_string_equal(last_entry(slug, F("cases/%s", kid)), "failed/conflict");
+
+	/* -bad: the field key moves on in between (as a rotation would): 503, nothing written. */
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	pid = patch_in_child(&m, F("/clients/%s", cid), "{\"version\":3,\"a_number\":\"A123456789\"}", 503, "unavailable");
+	usleep(300 * 1000);
+	org_exec_ok(slug, "UPDATE key_state SET version = version + 100 WHERE purpose = 'field'");
+	assert_int_equal(flock(fd, LOCK_UN), 0);
+	child_ok(pid);
+	org_exec_ok(slug, "UPDATE key_state SET version = version - 100 WHERE purpose = 'field'");
+	close(fd);
+	assert_string_equal(last_entry(slug, F("clients/%s", cid)), "failed/unavailable");
+	assert_int_equal(org_count(slug, F("SELECT count(*) FROM clients WHERE id = '%s' AND version = 3 AND "
+	                                   "a_number IS NULL", cid)),
+	                 1);
+	/* The org serves again with its key back, and the log's chain holds. */
+	j = sok(&a, "PATCH", F("/clients/%s", cid), "{\"version\":3,\"a_number\":\"A123456789\"}", 200);
+	assert_int_equal(jint(j, "version"), 4);
+	cJSON_Delete(j);
+	reveal(&a, "clients", cid, "a_number", "A123456789");
+	j = sok(&a, "GET", "/access-log/verify", NULL, 200);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "ok")));
+	cJSON_Delete(j);
+}
+
+/* A PATCH whose plan is bigger than a slot (a long note) is written in a transaction of its own. */
+static void
+a_patch_too_big_for_a_slot_goes_alone(void **state)
+{
+	char cid[ID_LEN], nid[ID_LEN], *body, *text;
+	struct sess a, m;
+	size_t n = 40000;
+	cJSON *j;
+
+	(void)state;
+	org_with("dt-bigplan", "198.18.1.41", &a, &m, NULL);
+	create(&a, "clients", "{\"family_name\":\"Long\",\"given_name\":\"Note\"}", cid);
+	create(&a, "notes", F("{\"client_id\":\"%s\",\"body\":\"short\"}", cid), nid);
+	assert_non_null(text = malloc(n + 1));
+	memset(text, 'x', n);
+	text[n] = '\0';
+	assert_non_null(body = malloc(n + 64));
+	snprintf(body, n + 64, "{\"version\":1,\"body\":\"%s\"}", text);
+	j = sok(&m, "PATCH", F("/notes/%s", nid), body, 200);
+	assert_int_equal(jint(j, "version"), 2);
+	assert_int_equal((long long)strlen(jstr(j, "body")), (long long)n);
+	cJSON_Delete(j);
+	j = get(&a, "notes", nid);
+	assert_string_equal(jstr(j, "body"), text);
+	cJSON_Delete(j);
+	assert_int_equal(changes_n(&a, F("entity_id=%s", qenc(nid))), 2);
+	assert_string_equal(last_entry(a.slug, F("notes/%s", nid)), "ok");
+	free(body);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -3178,6 +3359,8 @@ main(void)
 	    T(several_bad_fields_give_one_message_each_and_bad_bodies_are_400),
 	    T(patch_with_a_stale_version_is_409_and_writes_nothing),
 	    T(concurrent_patches_of_one_record_never_both_succeed),
+	    T(a_planned_patch_writes_nothing_if_its_snapshot_changed_before_the_commit),
+	    T(a_patch_too_big_for_a_slot_goes_alone),
 	    T(lists_page_with_limit_and_cursor_and_refuse_bad_parameters),
 	    T(pagination_is_stable_under_concurrent_inserts),
 	    T(list_filters_select_by_reference_status_and_time),
