@@ -21,6 +21,7 @@
 #include <fcgiapp.h>
 
 #include "api/api.h"
+#include "audit/logq.h"
 #include "core/util.h"
 #include "fcgi.h"
 
@@ -140,21 +141,68 @@ respond(FCGX_Request *r, const struct idb_resp *resp)
 		FCGX_PutStr(resp->body.data, (int)resp->body.len, r->out);
 }
 
+/*
+ * The requests a worker has in hand: one being handled, and others whose
+ * answers wait for the group commit of their access-log entries (up to
+ * IDB_LOGQ_PER_WORKER in all, one slot of the shared table each). While
+ * one waits, the worker takes the next connection if one is already
+ * there: more requests in flight make bigger group commits, and the CPUs
+ * do not idle while a commit waits for the disk.
+ */
+struct inflight {
+	FCGX_Request r;
+	struct idb_arena arena;
+	struct idb_req req;
+	struct idb_resp resp;
+	struct idb_ctx *waiting; /* NULL: free */
+	enum idb_err built;
+	unsigned long long seq; /* the order they came in: the oldest is waited for first */
+};
+
+/* Sends the answer and ends the connection. */
+static void
+reply(struct inflight *f, int local)
+{
+	int pending;
+
+	respond(&f->r, &f->resp);
+	/* Detached, the connection closes without the wait; only when nginx
+	 * has nothing more on its way (a refused body keeps the drain). */
+	if (local && f->built == IDB_OK && ioctl(f->r.ipcFd, FIONREAD, &pending) == 0 && pending == 0)
+		FCGX_Detach(&f->r);
+	FCGX_Finish_r(&f->r);
+	idb_resp_free(&f->resp);
+	idb_arena_reset(&f->arena);
+	f->waiting = NULL;
+}
+
+/* Handles a request just accepted: answered at once, or left waiting. */
+static void
+start(struct idb_app *app, struct inflight *f, int local, unsigned long long seq)
+{
+	idb_resp_init(&f->resp);
+	f->waiting = NULL;
+	f->seq = seq;
+	if ((f->built = build(&f->r, &f->arena, &f->req)) != IDB_OK)
+		idb_resp_error(&f->resp, f->built, NULL);
+	else if (!idb_app_start(app, &f->req, &f->resp, &f->waiting))
+		return;
+	reply(f, local);
+}
+
 void
 idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int listen_fd)
 {
+	struct inflight f[IDB_LOGQ_PER_WORKER];
 	struct sigaction sa;
 	sigset_t blocked, waitmask;
-	struct idb_arena arena;
-	struct idb_resp resp;
-	struct idb_req req;
 	struct idb_app app;
 	struct epoll_event ev;
-	FCGX_Request r;
 	struct sockaddr_storage sa_listen;
 	socklen_t sa_len = sizeof(sa_listen);
+	unsigned long long seq = 0;
 	enum idb_err e;
-	int rc, local, pending, ep;
+	int rc, local, ep, i, n, free_i, oldest;
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	memset(&sa, 0, sizeof(sa));
@@ -181,9 +229,17 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 		fprintf(stderr, "immidb-fcgi[%ld]: cannot open the registry: %s\n", (long)getpid(), idb_err_str(e));
 		_exit(3);
 	}
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&r, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+	if (FCGX_Init() != 0) {
 		fprintf(stderr, "immidb-fcgi[%ld]: FastCGI initialisation failed\n", (long)getpid());
 		_exit(3);
+	}
+	memset(f, 0, sizeof(f));
+	for (i = 0; i < IDB_LOGQ_PER_WORKER; i++) {
+		if (FCGX_InitRequest(&f[i].r, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+			fprintf(stderr, "immidb-fcgi[%ld]: FastCGI initialisation failed\n", (long)getpid());
+			_exit(3);
+		}
+		idb_arena_init(&f[i].arena, IDB_ARENA_MAX);
 	}
 	/* libfcgi ends a connection with a lingering close: shutdown, then a wait
 	 * until nginx has closed its end, then close. That keeps TCP from
@@ -191,7 +247,6 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 	 * this worker for a round trip through nginx on every request. A unix
 	 * socket has no reset: what was written stays readable after close. */
 	local = getsockname(listen_fd, (struct sockaddr *)&sa_listen, &sa_len) == 0 && sa_listen.ss_family == AF_UNIX;
-	idb_arena_init(&arena, IDB_ARENA_MAX);
 	/* Exclusive: a new connection wakes one waiting worker, not all of them
 	 * (with poll every idle worker woke, and all but one found nothing). */
 	memset(&ev, 0, sizeof(ev));
@@ -201,28 +256,42 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 		fprintf(stderr, "immidb-fcgi[%ld]: cannot watch the listening socket\n", (long)getpid());
 		_exit(3);
 	}
-	while (!stop) {
-		rc = epoll_pwait(ep, &ev, 1, -1, &waitmask);
-		if (rc < 0 || stop)
-			continue;
-		if (FCGX_Accept_r(&r) < 0)
-			continue; /* another worker took it (EAGAIN) or the peer left */
-		idb_resp_init(&resp);
-		if ((e = build(&r, &arena, &req)) == IDB_OK)
-			idb_app_handle(&app, &req, &resp);
-		else
-			idb_resp_error(&resp, e, NULL);
-		respond(&r, &resp);
-		/* Detached, the connection closes without the wait; only when nginx
-		 * has nothing more on its way (a refused body keeps the drain). */
-		if (local && e == IDB_OK && ioctl(r.ipcFd, FIONREAD, &pending) == 0 && pending == 0)
-			FCGX_Detach(&r);
-		FCGX_Finish_r(&r);
-		idb_resp_free(&resp);
-		idb_arena_reset(&arena);
+	for (;;) {
+		/* Answer what has been settled meanwhile (leading an org's commit if its queue is free). */
+		n = 0;
+		free_i = oldest = -1;
+		for (i = 0; i < IDB_LOGQ_PER_WORKER; i++) {
+			if (f[i].waiting != NULL && idb_app_complete(&app, f[i].waiting, 0))
+				reply(&f[i], local);
+			if (f[i].waiting == NULL) {
+				if (free_i < 0)
+					free_i = i;
+				continue;
+			}
+			n++;
+			if (oldest < 0 || f[i].seq < f[oldest].seq)
+				oldest = i;
+		}
+		if (stop && n == 0)
+			break;
+		/* A new connection: waited for when nothing is in hand, else only if one is there already. */
+		if (!stop && free_i >= 0) {
+			rc = epoll_pwait(ep, &ev, 1, n > 0 ? 0 : -1, &waitmask);
+			if (rc > 0 && !stop && FCGX_Accept_r(&f[free_i].r) >= 0) {
+				start(&app, &f[free_i], local, ++seq);
+				continue;
+			}
+			if (n == 0)
+				continue; /* another worker took it (EAGAIN), the peer left, or a signal */
+		}
+		/* Nothing new: wait for the oldest request in hand. */
+		if (oldest >= 0 && idb_app_complete(&app, f[oldest].waiting, 1))
+			reply(&f[oldest], local);
 	}
-	FCGX_Free(&r, 1);
-	idb_arena_free(&arena);
+	for (i = 0; i < IDB_LOGQ_PER_WORKER; i++) {
+		FCGX_Free(&f[i].r, 1);
+		idb_arena_free(&f[i].arena);
+	}
 	idb_app_free(&app);
 	exit(0); /* not _exit: LeakSanitizer checks the worker at exit */
 }

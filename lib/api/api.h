@@ -18,6 +18,7 @@
 #include "http/route.h"
 #include "store/cache.h"
 #include "store/plan.h"
+#include "audit/logq.h"
 #include "store/registry.h"
 #include "valid/valid.h"
 
@@ -62,6 +63,10 @@ struct idb_ctx {
 	const char *log_target;        /* the access-log entry's target, if not the path (a new record) */
 	int sysadmin;                  /* the caller is a sysadmin (user holds their id and email) */
 	struct idb_plan *plan;         /* IDB_RF_PLANNED: the handler's write, for the group commit */
+	int waiting;                   /* the entry waits for the group commit (idb_app_complete) */
+	enum idb_err waiting_e;        /* the handler's result meanwhile */
+	struct idb_logq_wait wait;
+	sqlite3 *waiting_db;           /* the handle it was submitted on (x->oh may move on) */
 };
 
 extern const struct idb_route idb_routes[];
@@ -73,6 +78,15 @@ enum idb_err idb_app_init(struct idb_app *, const struct idb_conf *, const struc
 void idb_app_free(struct idb_app *);
 /* Routes, guards and runs one request; resp always holds an answer after it. */
 void idb_app_handle(struct idb_app *, struct idb_req *, struct idb_resp *);
+/*
+ * The same in two steps, for a worker that takes other requests while one
+ * waits for the group commit of its access-log entry (lib/audit/logq.h).
+ * Start: 1 if resp holds the answer; 0 if the request waits, *waiting then
+ * names it (in req's arena, which must live until it is answered).
+ * Complete: 1 once resp holds the answer; with wait, it sleeps until then.
+ */
+int idb_app_start(struct idb_app *, struct idb_req *, struct idb_resp *, struct idb_ctx **waiting);
+int idb_app_complete(struct idb_app *, struct idb_ctx *, int wait);
 
 /* The guard of org routes, in order: org -> open database -> IP allow-list ->
  * session -> second factor -> MFA enrollment -> role -> CSRF. */

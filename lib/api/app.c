@@ -262,6 +262,26 @@ sysadmin_notice(struct idb_ctx *x, const struct idb_log_entry *le)
 }
 
 /*
+ * The answer of a grouped request once its entry is settled: le_err, the
+ * transaction's result (not IDB_OK: the entry is not written, 503, fail
+ * closed); res, its plan's (not IDB_OK: the plan found the record changed,
+ * or the key rotated, under it, and wrote nothing).
+ */
+static enum idb_err
+settled_answer(struct idb_ctx *x, enum idb_err e, enum idb_err le_err, enum idb_err res)
+{
+	if (le_err == IDB_OK && res == IDB_OK)
+		return e;
+	idb_resp_free(x->resp);
+	idb_resp_init(x->resp);
+	if (le_err != IDB_OK) {
+		fprintf(stderr, "immidb-fcgi[%ld]: access log not writable: %s\n", (long)getpid(), idb_err_str(le_err));
+		return IDB_E_UNAVAILABLE;
+	}
+	return res;
+}
+
+/*
  * An org request: the org's database, then one transaction around the guard,
  * the handler and the access-log entry, so that the action and its entry
  * commit together. The handler's own transactions nest inside (savepoints)
@@ -294,7 +314,6 @@ org_request(struct idb_ctx *x)
 	 * the version read, goes with its entry through the group commit. */
 	int planned = (rt->flags & IDB_RF_PLANNED) && !by_sysadmin;
 	struct idb_plan plan;
-	enum idb_err res = IDB_OK;
 
 	if ((e = guard_db(x, read || planned)) != IDB_OK)
 		return e;
@@ -362,10 +381,21 @@ org_request(struct idb_ctx *x)
 				le.detail = d;
 			}
 		}
-		if (x->plan != NULL && e == IDB_OK)
-			le_err = idb_logq_write(db, x->org.id, &le, plan.b.data, plan.b.len, &res);
-		else
-			le_err = grouped ? idb_logq_append(db, x->org.id, &le) : idb_log_append(db, &le);
+		if (grouped) {
+			/* Its answer waits for the commit: the worker may take other requests meanwhile. */
+			int planned_now = x->plan != NULL && e == IDB_OK;
+
+			if (!idb_logq_submit(db, x->org.id, &le, planned_now ? plan.b.data : NULL,
+			                     planned_now ? plan.b.len : 0, &x->wait)) {
+				x->waiting = 1;
+				x->waiting_e = e;
+				x->waiting_db = db;
+				goto out;
+			}
+			e = settled_answer(x, e, x->wait.r, x->wait.res);
+			goto out;
+		}
+		le_err = idb_log_append(db, &le);
 		/* The org asked to be told: the first sysadmin request per hour queues a
 		 * notice in this same transaction, or the request is refused. */
 		if (le_err == IDB_OK && x->sysadmin && x->settings != NULL && x->settings->notify_sysadmin_access &&
@@ -373,11 +403,7 @@ org_request(struct idb_ctx *x)
 			le_err = sysadmin_notice(x, &le);
 		if (le_err != IDB_OK) {
 			idb_db_rollback(db);
-			idb_resp_free(x->resp);
-			idb_resp_init(x->resp);
-			fprintf(stderr, "immidb-fcgi[%ld]: access log not writable: %s\n", (long)getpid(),
-			        idb_err_str(le_err));
-			e = IDB_E_UNAVAILABLE;
+			e = settled_answer(x, e, le_err, IDB_OK);
 			goto out;
 		}
 	}
@@ -385,11 +411,6 @@ org_request(struct idb_ctx *x)
 		idb_resp_free(x->resp);
 		idb_resp_init(x->resp);
 		e = IDB_E_UNAVAILABLE;
-	} else if (res != IDB_OK) {
-		/* The plan found the record changed (or the key rotated) under it: it wrote nothing. */
-		idb_resp_free(x->resp);
-		idb_resp_init(x->resp);
-		e = res;
 	}
 out:
 	if (x->plan != NULL) {
@@ -487,43 +508,89 @@ idb_app_org(struct idb_app *a, const char *slug, struct idb_org *out)
 	return IDB_OK;
 }
 
-void
-idb_app_handle(struct idb_app *a, struct idb_req *req, struct idb_resp *resp)
+/* The end of every request: the error's answer, and the session's secrets wiped. */
+static void
+answer(struct idb_ctx *x, enum idb_err e)
 {
-	struct idb_ctx x;
+	if (e != IDB_OK) {
+		if (idb_err_status(e) >= 500)
+			fprintf(stderr, "immidb-fcgi[%ld]: %s %s: %s\n", (long)getpid(), x->req->method,
+			        x->route ? x->route->pattern : "(no route)", idb_err_str(e));
+		idb_resp_error(x->resp, e, x->fields);
+	}
+	sodium_memzero(&x->sess, sizeof(x->sess));
+}
+
+int
+idb_app_start(struct idb_app *a, struct idb_req *req, struct idb_resp *resp, struct idb_ctx **waiting)
+{
+	struct idb_ctx *x;
 	enum idb_err e;
 
-	memset(&x, 0, sizeof(x));
-	x.app = a;
-	x.req = req;
-	x.resp = resp;
-	x.now = time(NULL);
+	*waiting = NULL;
+	if ((x = idb_arena_calloc(req->arena, sizeof(*x))) == NULL) {
+		idb_resp_error(resp, IDB_E_UNAVAILABLE, NULL);
+		return 1;
+	}
+	x->app = a;
+	x->req = req;
+	x->resp = resp;
+	x->now = time(NULL);
 	idb_req_client_ip(req, &a->conf->proxies);
-	if ((x.route = idb_route_find(idb_routes, idb_routes_n, req, &e)) == NULL) {
+	if ((x->route = idb_route_find(idb_routes, idb_routes_n, req, &e)) == NULL) {
 		if (e == IDB_E_METHOD_NOT_ALLOWED)
 			allow_header(req, resp);
 		goto out;
 	}
 	/* Maintenance: every call but health answers 503 (with Retry-After). */
-	if (x.route->fn != idb_api_health && idb_app_maintenance(a) != 0) {
+	if (x->route->fn != idb_api_health && idb_app_maintenance(a) != 0) {
 		e = IDB_E_UNAVAILABLE;
 		goto out;
 	}
-	if (x.route->flags & IDB_RF_ORG) {
-		e = org_request(&x);
-		if (x.oh != NULL)
-			idb_db_read_end(x.oh->db);
+	if (x->route->flags & IDB_RF_ORG) {
+		e = org_request(x);
+		if (x->waiting) {
+			*waiting = x;
+			return 0;
+		}
+		if (x->oh != NULL)
+			idb_db_read_end(x->oh->db);
 		goto out;
 	}
-	if ((x.route->flags & IDB_RF_SYSADMIN) && (e = idb_guard_sysadmin(&x)) != IDB_OK)
+	if ((x->route->flags & IDB_RF_SYSADMIN) && (e = idb_guard_sysadmin(x)) != IDB_OK)
 		goto out;
-	e = x.route->fn(&x);
+	e = x->route->fn(x);
 out:
-	if (e != IDB_OK) {
-		if (idb_err_status(e) >= 500)
-			fprintf(stderr, "immidb-fcgi[%ld]: %s %s: %s\n", (long)getpid(), req->method,
-			        x.route ? x.route->pattern : "(no route)", idb_err_str(e));
-		idb_resp_error(resp, e, x.fields);
-	}
-	sodium_memzero(&x.sess, sizeof(x.sess));
+	answer(x, e);
+	return 1;
+}
+
+int
+idb_app_complete(struct idb_app *a, struct idb_ctx *x, int wait)
+{
+	struct idb_org_handle *oh = x->oh;
+	sqlite3 *db = NULL;
+
+	/* A handle of the org to lead with: the one the request used, if the
+	 * cache still holds it for this org, else the cache's current one. */
+	if (oh != NULL && oh->db == x->waiting_db && strcmp(oh->org_id, x->org.id) == 0)
+		db = oh->db;
+	else if (idb_cache_get(&a->cache, a->conf, a->reg, a->master, x->org.id, &oh) == IDB_OK)
+		db = oh->db;
+	if (wait)
+		idb_logq_wait(db, x->org.id, &x->wait);
+	else if (!idb_logq_poll(db, x->org.id, &x->wait))
+		return 0;
+	x->waiting = 0;
+	answer(x, settled_answer(x, x->waiting_e, x->wait.r, x->wait.res));
+	return 1;
+}
+
+void
+idb_app_handle(struct idb_app *a, struct idb_req *req, struct idb_resp *resp)
+{
+	struct idb_ctx *x;
+
+	if (!idb_app_start(a, req, resp, &x))
+		idb_app_complete(a, x, 1);
 }

@@ -52,22 +52,23 @@ struct table {
 static struct table *tab;
 static struct slot *slots;
 static unsigned nslots;
-static int mine = -1;
+static int mine = -1; /* the first of this worker's IDB_LOGQ_PER_WORKER slots */
 
 enum idb_err
-idb_logq_init(unsigned n)
+idb_logq_init(unsigned workers)
 {
+	size_t n = (size_t)workers * IDB_LOGQ_PER_WORKER;
 	void *p;
 
 	if (slots != NULL || n == 0)
 		return IDB_OK;
-	p = mmap(NULL, sizeof(struct table) + (size_t)n * sizeof(struct slot), PROT_READ | PROT_WRITE,
+	p = mmap(NULL, sizeof(struct table) + n * sizeof(struct slot), PROT_READ | PROT_WRITE,
 	         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return IDB_E_NOMEM;
 	tab = p;
 	slots = tab->slot;
-	nslots = n;
+	nslots = (unsigned)n;
 	return IDB_OK;
 }
 
@@ -81,18 +82,21 @@ queue_left(void)
 }
 
 void
-idb_logq_own(int slot)
+idb_logq_own(int worker)
 {
-	unsigned used;
+	unsigned used, end;
 
-	mine = slots != NULL && slot >= 0 && (unsigned)slot < nslots ? slot : -1;
+	mine = slots != NULL && worker >= 0 && ((unsigned)worker + 1) * IDB_LOGQ_PER_WORKER <= nslots
+	           ? worker * IDB_LOGQ_PER_WORKER
+	           : -1;
 	if (mine < 0)
 		return;
 	idb_db_queue_left = queue_left;
-	/* Raise the scan's end to cover this slot (it never shrinks). */
+	/* Raise the scan's end to cover these slots (it never shrinks). */
+	end = (unsigned)mine + IDB_LOGQ_PER_WORKER;
 	used = __atomic_load_n(&tab->used, __ATOMIC_SEQ_CST);
-	while (used < (unsigned)mine + 1 &&
-	       !__atomic_compare_exchange_n(&tab->used, &used, (unsigned)mine + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+	while (used < end &&
+	       !__atomic_compare_exchange_n(&tab->used, &used, end, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 		;
 }
 
@@ -302,6 +306,90 @@ lead_held(sqlite3 *db, const char *org_id, const struct slot *s, unsigned long t
 	return r;
 }
 
+/* One of this worker's slots whose last entry is settled (or that never had one); -1 if none. */
+static int
+free_slot(void)
+{
+	enum idb_err r, res;
+	int k;
+
+	for (k = 0; k < IDB_LOGQ_PER_WORKER; k++) {
+		struct slot *s = &slots[mine + k];
+		unsigned long t = s->ticket;
+
+		if (t == 0 || settled(s, t, &r, &res))
+			return mine + k;
+	}
+	return -1;
+}
+
+int
+idb_logq_submit(sqlite3 *db, const char *org_id, struct idb_log_entry *e, const void *plan, size_t plan_len,
+                struct idb_logq_wait *w)
+{
+	int h, i;
+
+	w->slot = -1;
+	w->r = w->res = IDB_OK;
+	if (mine < 0 || (h = idb_db_queue_try_hold(db)) < 0) {
+		w->r = alone(db, e, plan, plan_len, &w->res); /* no shared slots, or no queue on this handle */
+		return 1;
+	}
+	if ((i = free_slot()) < 0 || fill(&slots[i], org_id, e, plan, plan_len, &w->ticket) != 0) {
+		if (h == 1)
+			idb_db_queue_release(db);
+		w->r = alone(db, e, plan, plan_len, &w->res);
+		return 1;
+	}
+	w->slot = i;
+	w->deadline = now_ns() + WAIT_MAX_NS;
+	if (h == 1) {
+		w->r = lead_held(db, org_id, &slots[i], w->ticket, &w->res);
+		w->slot = -1;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Settled: 1, with the results in w. Else, past the deadline, withdraws the
+ * entry unless a leader has claimed it (a claimed one is being written and
+ * settles soon): 1 with 503. Else 0.
+ */
+static int
+check(struct idb_logq_wait *w)
+{
+	struct slot *s = &slots[w->slot];
+	unsigned long c;
+
+	if (settled(s, w->ticket, &w->r, &w->res)) {
+		w->slot = -1;
+		return 1;
+	}
+	c = __atomic_load_n(&s->claim, __ATOMIC_SEQ_CST);
+	if (now_ns() > w->deadline && c != w->ticket &&
+	    __atomic_compare_exchange_n(&s->claim, &c, w->ticket, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+		__atomic_store_n(&s->failed, w->ticket, __ATOMIC_SEQ_CST);
+		w->r = w->res = IDB_E_UNAVAILABLE;
+		w->slot = -1;
+		return 1;
+	}
+	return 0;
+}
+
+int
+idb_logq_poll(sqlite3 *db, const char *org_id, struct idb_logq_wait *w)
+{
+	if (w->slot < 0 || check(w))
+		return 1;
+	if (db != NULL && idb_db_queue_try_hold(db) == 1) {
+		w->r = lead_held(db, org_id, &slots[w->slot], w->ticket, &w->res);
+		w->slot = -1;
+		return 1;
+	}
+	return 0;
+}
+
 /*
  * An owner whose queue is busy does not wait on the queue itself: most of
  * the time the holder is a leader that will carry its entry, and owners
@@ -310,52 +398,36 @@ lead_held(sqlite3 *db, const char *org_id, const struct slot *s, unsigned long t
  * owners, those settled leave, and one of the others takes the queue and
  * leads everything that piled up meanwhile.
  */
+void
+idb_logq_wait(sqlite3 *db, const char *org_id, struct idb_logq_wait *w)
+{
+	struct timespec poll = {0, WAIT_POLL_NS};
+	unsigned seen;
+
+	while (w->slot >= 0) {
+		if (check(w))
+			return;
+		__atomic_add_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
+		seen = __atomic_load_n(&tab->epoch, __ATOMIC_SEQ_CST);
+		if (idb_logq_poll(db, org_id, w)) {
+			__atomic_sub_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
+			return;
+		}
+		syscall(SYS_futex, &tab->epoch, FUTEX_WAIT, seen, &poll, NULL, 0);
+		__atomic_sub_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
+	}
+}
+
 enum idb_err
 idb_logq_write(sqlite3 *db, const char *org_id, struct idb_log_entry *e, const void *plan, size_t plan_len,
                enum idb_err *res)
 {
-	struct timespec poll = {0, WAIT_POLL_NS};
-	struct slot *s;
-	unsigned long ticket, c;
-	unsigned seen;
-	long long deadline;
-	enum idb_err r;
-	int h;
+	struct idb_logq_wait w;
 
-	*res = IDB_OK;
-	if (mine < 0 || (h = idb_db_queue_try_hold(db)) < 0)
-		return alone(db, e, plan, plan_len, res); /* no shared slots, or no queue on this handle */
-	s = &slots[mine];
-	if (fill(s, org_id, e, plan, plan_len, &ticket) != 0) {
-		if (h == 1)
-			idb_db_queue_release(db);
-		return alone(db, e, plan, plan_len, res);
-	}
-	if (h == 1)
-		return lead_held(db, org_id, s, ticket, res);
-	deadline = now_ns() + WAIT_MAX_NS;
-	for (;;) {
-		if (settled(s, ticket, &r, res))
-			return r;
-		__atomic_add_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
-		seen = __atomic_load_n(&tab->epoch, __ATOMIC_SEQ_CST);
-		if (idb_db_queue_try_hold(db) == 1) {
-			__atomic_sub_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
-			return lead_held(db, org_id, s, ticket, res);
-		}
-		if (!settled(s, ticket, &r, res))
-			syscall(SYS_futex, &tab->epoch, FUTEX_WAIT, seen, &poll, NULL, 0);
-		__atomic_sub_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
-		/* Past the deadline, withdraw the entry unless a leader has claimed it;
-		 * a claimed one is being written and settles soon. */
-		c = __atomic_load_n(&s->claim, __ATOMIC_SEQ_CST);
-		if (now_ns() > deadline && c != ticket &&
-		    __atomic_compare_exchange_n(&s->claim, &c, ticket, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-			__atomic_store_n(&s->failed, ticket, __ATOMIC_SEQ_CST);
-			*res = IDB_E_UNAVAILABLE;
-			return IDB_E_UNAVAILABLE;
-		}
-	}
+	if (!idb_logq_submit(db, org_id, e, plan, plan_len, &w))
+		idb_logq_wait(db, org_id, &w);
+	*res = w.res;
+	return w.r;
 }
 
 enum idb_err

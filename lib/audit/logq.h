@@ -32,10 +32,13 @@
 /* The largest plan that travels in a slot; a bigger one runs in its own transaction. */
 #define IDB_LOGQ_PLAN_MAX 16384
 
-/* Maps the shared slots (nslots of them); in the master, before forking. */
-enum idb_err idb_logq_init(unsigned nslots);
-/* The slot this process owns (the worker's index); -1: none, entries go alone. */
-void idb_logq_own(int slot);
+/* Slots per worker: one for each request it may have waiting for its commit (fcgi/worker.c). */
+#define IDB_LOGQ_PER_WORKER 8
+
+/* Maps the shared slots (IDB_LOGQ_PER_WORKER for each of workers); in the master, before forking. */
+enum idb_err idb_logq_init(unsigned workers);
+/* The slots this process owns (by the worker's index); -1: none, entries go alone. */
+void idb_logq_own(int worker);
 /*
  * Appends e to the org's log: grouped with other workers' entries when it
  * can be, in a transaction of its own otherwise. db must be outside any
@@ -50,5 +53,26 @@ enum idb_err idb_logq_append(sqlite3 *db, const char *org_id, struct idb_log_ent
  */
 enum idb_err idb_logq_write(sqlite3 *db, const char *org_id, struct idb_log_entry *e, const void *plan,
                             size_t plan_len, enum idb_err *res);
+
+/*
+ * The same in two steps, so that a worker can take other requests while
+ * one waits for its commit. Submit puts the entry (and plan) in a free slot
+ * of the worker's; 1 if it is settled already (r: the transaction's result,
+ * res: the plan's), 0 if it waits. Poll never sleeps: 1 once settled, after
+ * leading the org's pending entries itself if the org's queue is free (db:
+ * a handle of the same org, or NULL to only look). Wait sleeps until
+ * settled, leading when it can. After 10 s an entry no leader has claimed
+ * is withdrawn: 503.
+ */
+struct idb_logq_wait {
+	int slot; /* -1 once settled */
+	unsigned long ticket;
+	long long deadline;
+	enum idb_err r, res;
+};
+int idb_logq_submit(sqlite3 *db, const char *org_id, struct idb_log_entry *e, const void *plan, size_t plan_len,
+                    struct idb_logq_wait *w);
+int idb_logq_poll(sqlite3 *db, const char *org_id, struct idb_logq_wait *w);
+void idb_logq_wait(sqlite3 *db, const char *org_id, struct idb_logq_wait *w);
 
 #endif
