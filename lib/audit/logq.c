@@ -53,6 +53,9 @@ static struct table *tab;
 static struct slot *slots;
 static unsigned nslots;
 static int mine = -1; /* the first of this worker's IDB_LOGQ_PER_WORKER slots */
+/* This worker's slots that a request of its own still waits on: not free,
+ * even once settled, until that request has read its result. */
+static unsigned char held[IDB_LOGQ_PER_WORKER];
 
 enum idb_err
 idb_logq_init(unsigned workers)
@@ -306,7 +309,11 @@ lead_held(sqlite3 *db, const char *org_id, const struct slot *s, unsigned long t
 	return r;
 }
 
-/* One of this worker's slots whose last entry is settled (or that never had one); -1 if none. */
+/*
+ * One of this worker's slots that no request of its own waits on and whose
+ * last entry is settled (or that never had one); -1 if none. (A slot whose
+ * leader died before settling it stays taken.)
+ */
 static int
 free_slot(void)
 {
@@ -317,10 +324,18 @@ free_slot(void)
 		struct slot *s = &slots[mine + k];
 		unsigned long t = s->ticket;
 
-		if (t == 0 || settled(s, t, &r, &res))
+		if (!held[k] && (t == 0 || settled(s, t, &r, &res)))
 			return mine + k;
 	}
 	return -1;
+}
+
+/* The request waiting on w has its result: its slot may be used again. */
+static void
+let_go(struct idb_logq_wait *w)
+{
+	held[w->slot - mine] = 0;
+	w->slot = -1;
 }
 
 int
@@ -343,9 +358,10 @@ idb_logq_submit(sqlite3 *db, const char *org_id, struct idb_log_entry *e, const 
 	}
 	w->slot = i;
 	w->deadline = now_ns() + WAIT_MAX_NS;
+	held[i - mine] = 1;
 	if (h == 1) {
 		w->r = lead_held(db, org_id, &slots[i], w->ticket, &w->res);
-		w->slot = -1;
+		let_go(w);
 		return 1;
 	}
 	return 0;
@@ -363,7 +379,7 @@ check(struct idb_logq_wait *w)
 	unsigned long c;
 
 	if (settled(s, w->ticket, &w->r, &w->res)) {
-		w->slot = -1;
+		let_go(w);
 		return 1;
 	}
 	c = __atomic_load_n(&s->claim, __ATOMIC_SEQ_CST);
@@ -371,7 +387,7 @@ check(struct idb_logq_wait *w)
 	    __atomic_compare_exchange_n(&s->claim, &c, w->ticket, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
 		__atomic_store_n(&s->failed, w->ticket, __ATOMIC_SEQ_CST);
 		w->r = w->res = IDB_E_UNAVAILABLE;
-		w->slot = -1;
+		let_go(w);
 		return 1;
 	}
 	return 0;
@@ -384,7 +400,7 @@ idb_logq_poll(sqlite3 *db, const char *org_id, struct idb_logq_wait *w)
 		return 1;
 	if (db != NULL && idb_db_queue_try_hold(db) == 1) {
 		w->r = lead_held(db, org_id, &slots[w->slot], w->ticket, &w->res);
-		w->slot = -1;
+		let_go(w);
 		return 1;
 	}
 	return 0;

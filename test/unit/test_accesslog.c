@@ -22,12 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
 #include "audit/accesslog.h"
+#include "audit/logq.h"
 #include "store/db.h"
 #include "store/mig.h"
 #include "tmpdir.h"
@@ -716,6 +719,74 @@ checks_migration_refuses_an_unexpected_text_and_changes_nothing(void **state)
 	idb_db_close(db);
 }
 
+/* One read entry of org o_q in the group commit: pending (0) or settled at once (1). */
+static int
+submit(sqlite3 *db, struct idb_logq_wait *w)
+{
+	struct idb_log_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.actor_kind = "user";
+	e.actor_id = "u_1";
+	e.actor_email = "ana@acme.test";
+	e.via = "app";
+	e.ip = "203.0.113.7";
+	e.action = "record.read";
+	e.target = "clients/c_1";
+	e.outcome = "ok";
+	return idb_logq_submit(db, "o_q", &e, NULL, 0, w);
+}
+
+/*
+ * A worker's requests in hand each wait on a slot of their own. One that
+ * a leader has settled keeps its slot until the request has read its
+ * result: a request submitted meanwhile takes another slot, so the first
+ * still finds its own result (before, it found the new ticket there and
+ * answered 503).
+ */
+static void
+a_settled_slot_is_not_taken_again_before_its_request_read_it(void **state)
+{
+	struct idb_logq_wait w1, w2, w3;
+	unsigned char key[IDB_KEY_LEN];
+	char path[300], err[512] = "";
+	sqlite3 *db, *keep = W.db;
+	int applied = 0, fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/q.db", W.dir);
+	randombytes_buf(key, sizeof(key));
+	assert_int_equal(idb_db_open(path, key, IDB_DB_CREATE, &db), IDB_OK);
+	assert_int_equal(idb_mig_apply(db, &idb_mig_org, NULL, NULL, &applied, err, sizeof(err)), IDB_OK);
+	idb_db_close(db);
+	assert_int_equal(idb_db_open(path, key, IDB_DB_QUEUE, &db), IDB_OK);
+	assert_int_equal(idb_logq_init(1), IDB_OK);
+	idb_logq_own(0);
+
+	/* The queue held as by another process: both wait. */
+	assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	assert_int_equal(submit(db, &w1), 0);
+	assert_int_equal(submit(db, &w2), 0);
+	assert_int_not_equal(w1.slot, w2.slot);
+	assert_int_equal(idb_logq_poll(db, "o_q", &w1) + idb_logq_poll(db, "o_q", &w2), 0);
+	assert_int_equal(flock(fd, LOCK_UN), 0);
+	close(fd);
+	/* The second leads both; the first has not looked yet. */
+	assert_int_equal(idb_logq_poll(db, "o_q", &w2), 1);
+	assert_int_equal(w2.r, IDB_OK);
+	/* A third, with the queue free, goes through at once, in a slot of its own. */
+	assert_int_equal(submit(db, &w3), 1);
+	assert_int_equal(w3.r, IDB_OK);
+	assert_int_equal(idb_logq_poll(db, "o_q", &w1), 1);
+	assert_int_equal(w1.r, IDB_OK);
+	assert_int_equal(w1.res, IDB_OK);
+	W.db = db; /* count() reads W.db */
+	assert_int_equal(count("SELECT count(*) FROM access_log WHERE action = 'record.read'"), 3);
+	W.db = keep;
+	idb_db_close(db);
+}
+
 int
 main(void)
 {
@@ -728,6 +799,7 @@ main(void)
 		cmocka_unit_test(checks_build_no_temporary_btree_in_either_handle),
 		cmocka_unit_test(checks_still_accept_and_refuse_the_same_values),
 		cmocka_unit_test(checks_migration_refuses_an_unexpected_text_and_changes_nothing),
+		cmocka_unit_test(a_settled_slot_is_not_taken_again_before_its_request_read_it),
 	};
 
 	return cmocka_run_group_tests_name("accesslog", tests, group_setup, group_teardown);
