@@ -108,6 +108,14 @@ guard_db(struct idb_ctx *x, int snapshot)
 	        : idb_cache_get(&x->app->cache, x->app->conf, x->app->reg, x->app->master, x->org.id, &x->oh);
 	if (e == IDB_E_SCHEMA_BEHIND || e == IDB_E_SCHEMA_AHEAD || e == IDB_E_CHECKSUM)
 		return IDB_E_UNAVAILABLE;
+	/* The file cannot be opened or read just now (a key rotation rewriting
+	 * it under its new key, a lock held past the busy timeout): 503, and
+	 * the next request opens it again. */
+	if (e == IDB_E_DB || e == IDB_E_BADKEY || e == IDB_E_BUSY || e == IDB_E_IO) {
+		fprintf(stderr, "immidb-fcgi[%ld]: org %s: database not available: %s\n", (long)getpid(), x->org.id,
+		        idb_err_str(e));
+		return IDB_E_UNAVAILABLE;
+	}
 	return e;
 }
 

@@ -3313,6 +3313,61 @@ a_planned_patch_writes_nothing_if_its_snapshot_changed_before_the_commit(void **
 	cJSON_Delete(j);
 }
 
+/* Renames a database file with its -wal and -shm (those that exist). */
+static void
+move3(const char *from, const char *to)
+{
+	static const char *const sfx[] = {"", "-wal", "-shm"};
+	char a[IDB_PATH_MAX + 16], b[IDB_PATH_MAX + 16];
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(a, sizeof(a), "%s%s", from, sfx[i]);
+		snprintf(b, sizeof(b), "%s%s", to, sfx[i]);
+		if (rename(a, b) != 0)
+			assert_true(i > 0 && errno == ENOENT);
+	}
+}
+
+/*
+ * An org database that cannot be opened just now (here a file of the wrong
+ * key put in its place; in life a key rotation rewriting it, or a lock held
+ * past the timeout) answers 503, not 500, and serves again once it opens.
+ */
+static void
+an_org_database_that_does_not_open_answers_503_until_it_does(void **state)
+{
+	static const char *slug = "dt-noopen";
+	char cid[ID_LEN], path[IDB_PATH_MAX], aside[IDB_PATH_MAX + 8], other[IDB_PATH_MAX + 8];
+	unsigned char key[IDB_KEY_LEN];
+	struct idb_org_keys k;
+	struct sess a, m;
+	sqlite3 *db;
+
+	(void)state;
+	org_with(slug, "198.18.1.42", &a, &m, NULL);
+	create(&a, "clients", "{\"family_name\":\"Closed\",\"given_name\":\"Door\"}", cid);
+	org_keys(slug, &k, path);
+	idb_org_keys_wipe(&k);
+	snprintf(aside, sizeof(aside), "%s.aside", path);
+	snprintf(other, sizeof(other), "%s.other", path);
+	randombytes_buf(key, sizeof(key));
+	assert_int_equal(idb_db_open(other, key, IDB_DB_CREATE, &db), IDB_OK);
+	assert_int_equal(idb_db_exec(db, "CREATE TABLE t (x)"), IDB_OK);
+	idb_db_close(db);
+	/* The database goes aside with its -wal and -shm, as operations.md says files must move. */
+	move3(path, aside);
+	assert_int_equal(rename(other, path), 0);
+	serr(&a, "GET", F("/clients/%s", cid), NULL, 503, "unavailable");
+	serr(&m, "PATCH", F("/clients/%s", cid), "{\"version\":1,\"given_name\":\"Open\"}", 503, "unavailable");
+	unlink(path);
+	unlink(F("%s-wal", path));
+	unlink(F("%s-shm", path));
+	move3(aside, path);
+	cJSON_Delete(sok(&a, "GET", F("/clients/%s", cid), NULL, 200));
+	cJSON_Delete(sok(&m, "PATCH", F("/clients/%s", cid), "{\"version\":1,\"given_name\":\"Open\"}", 200));
+}
+
 /* A PATCH whose plan is bigger than a slot (a long note) is written in a transaction of its own. */
 static void
 a_patch_too_big_for_a_slot_goes_alone(void **state)
@@ -3361,6 +3416,7 @@ main(void)
 	    T(concurrent_patches_of_one_record_never_both_succeed),
 	    T(a_planned_patch_writes_nothing_if_its_snapshot_changed_before_the_commit),
 	    T(a_patch_too_big_for_a_slot_goes_alone),
+	    T(an_org_database_that_does_not_open_answers_503_until_it_does),
 	    T(lists_page_with_limit_and_cursor_and_refuse_bad_parameters),
 	    T(pagination_is_stable_under_concurrent_inserts),
 	    T(list_filters_select_by_reference_status_and_time),
