@@ -2,7 +2,7 @@
 /*
  * The application: what a worker holds for its life (configuration, master
  * key, registry handle, org cache) and the request context handlers see.
- * idb_app_handle is the one entry point from fcgi/ (and from tests).
+ * idb_app_start and idb_app_complete are the one entry point from fcgi/.
  */
 #ifndef IDB_API_API_H
 #define IDB_API_API_H
@@ -76,14 +76,13 @@ extern const size_t idb_routes_n;
  * if the registry needs `immidb-admin migrate`. */
 enum idb_err idb_app_init(struct idb_app *, const struct idb_conf *, const struct idb_master *);
 void idb_app_free(struct idb_app *);
-/* Routes, guards and runs one request; resp always holds an answer after it. */
-void idb_app_handle(struct idb_app *, struct idb_req *, struct idb_resp *);
 /*
- * The same in two steps, for a worker that takes other requests while one
- * waits for the group commit of its access-log entry (lib/audit/logq.h).
- * Start: 1 if resp holds the answer; 0 if the request waits, *waiting then
- * names it (in req's arena, which must live until it is answered).
- * Complete: 1 once resp holds the answer; with wait, it sleeps until then.
+ * Routes, guards and runs one request, in two steps, for a worker that
+ * takes other requests while one waits for the group commit of its
+ * access-log entry (lib/audit/logq.h). Start: 1 if resp holds the answer;
+ * 0 if the request waits, *waiting then names it (in req's arena, which
+ * must live until it is answered). Complete: 1 once resp holds the answer;
+ * with wait, it sleeps until then.
  */
 int idb_app_start(struct idb_app *, struct idb_req *, struct idb_resp *, struct idb_ctx **waiting);
 int idb_app_complete(struct idb_app *, struct idb_ctx *, int wait);

@@ -593,12 +593,3 @@ idb_app_complete(struct idb_app *a, struct idb_ctx *x, int wait)
 	answer(x, settled_answer(x, x->waiting_e, x->wait.r, x->wait.res));
 	return 1;
 }
-
-void
-idb_app_handle(struct idb_app *a, struct idb_req *req, struct idb_resp *resp)
-{
-	struct idb_ctx *x;
-
-	if (!idb_app_start(a, req, resp, &x))
-		idb_app_complete(a, x, 1);
-}

@@ -433,23 +433,3 @@ idb_logq_wait(sqlite3 *db, const char *org_id, struct idb_logq_wait *w)
 		__atomic_sub_fetch(&tab->waiters, 1, __ATOMIC_SEQ_CST);
 	}
 }
-
-enum idb_err
-idb_logq_write(sqlite3 *db, const char *org_id, struct idb_log_entry *e, const void *plan, size_t plan_len,
-               enum idb_err *res)
-{
-	struct idb_logq_wait w;
-
-	if (!idb_logq_submit(db, org_id, e, plan, plan_len, &w))
-		idb_logq_wait(db, org_id, &w);
-	*res = w.res;
-	return w.r;
-}
-
-enum idb_err
-idb_logq_append(sqlite3 *db, const char *org_id, struct idb_log_entry *e)
-{
-	enum idb_err res;
-
-	return idb_logq_write(db, org_id, e, NULL, 0, &res);
-}

@@ -40,29 +40,18 @@ enum idb_err idb_logq_init(unsigned workers);
 /* The slots this process owns (by the worker's index); -1: none, entries go alone. */
 void idb_logq_own(int worker);
 /*
- * Appends e to the org's log: grouped with other workers' entries when it
- * can be, in a transaction of its own otherwise. db must be outside any
- * transaction. IDB_OK once the entry is committed.
- */
-enum idb_err idb_logq_append(sqlite3 *db, const char *org_id, struct idb_log_entry *e);
-/*
- * The same for a write: the plan (plan_len bytes) runs first, in the same
- * transaction, and its own result goes to *res (if it is not IDB_OK, the
- * plan changed nothing and e was written as failed with that error). The
- * return value is the transaction's: IDB_OK once both are committed.
- */
-enum idb_err idb_logq_write(sqlite3 *db, const char *org_id, struct idb_log_entry *e, const void *plan,
-                            size_t plan_len, enum idb_err *res);
-
-/*
- * The same in two steps, so that a worker can take other requests while
- * one waits for its commit. Submit puts the entry (and plan) in a free slot
- * of the worker's; 1 if it is settled already (r: the transaction's result,
- * res: the plan's), 0 if it waits. Poll never sleeps: 1 once settled, after
- * leading the org's pending entries itself if the org's queue is free (db:
- * a handle of the same org, or NULL to only look). Wait sleeps until
- * settled, leading when it can. After 10 s an entry no leader has claimed
- * is withdrawn: 503.
+ * Appends e to the org's log, and runs plan (plan_len bytes, or none)
+ * first in the same transaction: grouped with other workers' entries when
+ * it can be, in a transaction of its own otherwise. db must be outside any
+ * transaction. Submit puts the entry (and plan) in a free slot of the
+ * worker's; 1 if it is settled already, 0 if it waits, so that the worker
+ * can take other requests meanwhile. Poll never sleeps: 1 once settled,
+ * after leading the org's pending entries itself if the org's queue is
+ * free (db: a handle of the same org, or NULL to only look). Wait sleeps
+ * until settled, leading when it can. Once settled, r is the transaction's
+ * result (IDB_OK: committed) and res the plan's (not IDB_OK: the plan
+ * changed nothing, and e was written as failed with that error). After
+ * 10 s an entry no leader has claimed is withdrawn: 503.
  */
 struct idb_logq_wait {
 	int slot; /* -1 once settled */

@@ -3191,11 +3191,24 @@ patch_in_child(const struct sess *s, const char *sub, const char *body, long wan
 	return pid;
 }
 
+/*
+ * The PATCH while this process holds the org's queue (fd): the worker plans
+ * it and waits; sql, if any, changes the database under SQLite's own lock
+ * meanwhile; then the queue goes and the answer must be want (with code).
+ */
 static void
-child_ok(pid_t pid)
+patch_held(int fd, const char *slug, const struct sess *s, const char *sub, const char *body, long want,
+           const char *code, const char *sql)
 {
 	int status;
+	pid_t pid;
 
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	pid = patch_in_child(s, sub, body, want, code);
+	usleep(300 * 1000);
+	if (sql != NULL)
+		org_exec_ok(slug, sql);
+	assert_int_equal(flock(fd, LOCK_UN), 0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
@@ -3235,7 +3248,6 @@ a_planned_patch_writes_nothing_if_its_snapshot_changed_before_the_commit(void **
 	struct idb_org_keys k;
 	struct sess a, m;
 	long long chg;
-	pid_t pid;
 	int fd;
 	cJSON *j;
 
@@ -3250,12 +3262,8 @@ a_planned_patch_writes_nothing_if_its_snapshot_changed_before_the_commit(void **
 
 	/* Held: the PATCH waits with its plan; meanwhile the record moves on to version 2. */
 	chg = changes_n(&a, F("entity_id=%s", qenc(cid)));
-	assert_int_equal(flock(fd, LOCK_EX), 0);
-	pid = patch_in_child(&m, F("/clients/%s", cid), "{\"version\":1,\"given_name\":\"Planned\"}", 409, "conflict");
-	usleep(300 * 1000);
-	org_exec_ok(slug, F("UPDATE clients SET version = 2, given_name = 'Elsewhere' WHERE id = '%s'", cid));
-	assert_int_equal(flock(fd, LOCK_UN), 0);
-	child_ok(pid);
+	patch_held(fd, slug, &m, F("/clients/%s", cid), "{\"version\":1,\"given_name\":\"Planned\"}", 409, "conflict",
+	           F("UPDATE clients SET version = 2, given_name = 'Elsewhere' WHERE id = '%s'", cid));
 	j = get(&a, "clients", cid);
 	assert_int_equal(jint(j, "version"), 2);
 	assert_string_equal(jstr(j, "given_name"), "Elsewhere");
@@ -3264,11 +3272,8 @@ a_planned_patch_writes_nothing_if_its_snapshot_changed_before_the_commit(void **
 	assert_string_equal(last_entry(slug, F("clients/%s", cid)), "failed/conflict");
 
 	/* Without the change in between, the same wait ends in 200 and the write. */
-	assert_int_equal(flock(fd, LOCK_EX), 0);
-	pid = patch_in_child(&m, F("/clients/%s", cid), "{\"version\":2,\"given_name\":\"Planned\"}", 200, NULL);
-	usleep(300 * 1000);
-	assert_int_equal(flock(fd, LOCK_UN), 0);
-	child_ok(pid);
+	patch_held(fd, slug, &m, F("/clients/%s", cid), "{\"version\":2,\"given_name\":\"Planned\"}", 200, NULL,
+	           NULL);
 	j = get(&a, "clients", cid);
 	assert_int_equal(jint(j, "version"), 3);
 	assert_string_equal(jstr(j, "given_name"), "Planned");
@@ -3278,12 +3283,8 @@ a_planned_patch_writes_nothing_if_its_snapshot_changed_before_the_commit(void **
 	assert_string_equal(last_entry(slug, F("clients/%s", cid)), "ok");
 
 	/* -bad: the client a case is moved to is deleted in between: 409, the case stays. */
-	assert_int_equal(flock(fd, LOCK_EX), 0);
-	pid = patch_in_child(&m, F("/cases/%s", kid), F("{\"version\":1,\"client_id\":\"%s\"}", cid2), 409, "conflict");
-	usleep(300 * 1000);
-	org_exec_ok(slug, F("UPDATE clients SET deleted_at = '2026-11-27T09:30:00.000Z' WHERE id = '%s'", cid2));
-	assert_int_equal(flock(fd, LOCK_UN), 0);
-	child_ok(pid);
+	patch_held(fd, slug, &m, F("/cases/%s", kid), F("{\"version\":1,\"client_id\":\"%s\"}", cid2), 409, "conflict",
+	           F("UPDATE clients SET deleted_at = '2026-11-27T09:30:00.000Z' WHERE id = '%s'", cid2));
 	j = get(&a, "cases", kid);
 	assert_int_equal(jint(j, "version"), 1);
 	assert_string_equal(jstr(j, "client_id"), cid);
@@ -3291,12 +3292,8 @@ a_planned_patch_writes_nothing_if_its_snapshot_changed_before_the_commit(void **
 	assert_string_equal(last_entry(slug, F("cases/%s", kid)), "failed/conflict");
 
 	/* -bad: the field key moves on in between (as a rotation would): 503, nothing written. */
-	assert_int_equal(flock(fd, LOCK_EX), 0);
-	pid = patch_in_child(&m, F("/clients/%s", cid), "{\"version\":3,\"a_number\":\"A123456789\"}", 503, "unavailable");
-	usleep(300 * 1000);
-	org_exec_ok(slug, "UPDATE key_state SET version = version + 100 WHERE purpose = 'field'");
-	assert_int_equal(flock(fd, LOCK_UN), 0);
-	child_ok(pid);
+	patch_held(fd, slug, &m, F("/clients/%s", cid), "{\"version\":3,\"a_number\":\"A123456789\"}", 503, "unavailable",
+	           "UPDATE key_state SET version = version + 100 WHERE purpose = 'field'");
 	org_exec_ok(slug, "UPDATE key_state SET version = version - 100 WHERE purpose = 'field'");
 	close(fd);
 	assert_string_equal(last_entry(slug, F("clients/%s", cid)), "failed/unavailable");
