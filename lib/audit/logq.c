@@ -291,17 +291,35 @@ now_ns(void)
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* Withdraws the pending entry of ticket (1), unless a leader has claimed it (0): it is failed, and no leader takes it. */
+static int
+withdraw(struct slot *s, unsigned long ticket)
+{
+	unsigned long c = __atomic_load_n(&s->claim, __ATOMIC_SEQ_CST);
+
+	if (c == ticket || !__atomic_compare_exchange_n(&s->claim, &c, ticket, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		return 0;
+	__atomic_store_n(&s->failed, ticket, __ATOMIC_SEQ_CST);
+	return 1;
+}
+
 /*
  * Holding the queue: the own entry is settled already, or this worker leads
  * every pending entry of the org. Letting go wakes the waiting owners.
  */
 static enum idb_err
-lead_held(sqlite3 *db, const char *org_id, const struct slot *s, unsigned long ticket, enum idb_err *res)
+lead_held(sqlite3 *db, const char *org_id, struct slot *s, unsigned long ticket, enum idb_err *res)
 {
 	enum idb_err r;
 
-	if (!settled(s, ticket, &r, res))
+	if (!settled(s, ticket, &r, res)) {
 		lead(db, org_id);
+		/* Not carried (the transaction did not begin): withdrawn while the
+		 * lock keeps other leaders out, so that none writes it (or runs its
+		 * plan) after this request has answered 503. */
+		if (!settled(s, ticket, &r, res))
+			withdraw(s, ticket);
+	}
 	idb_db_queue_release(db);
 	/* The leader's answer covers this entry too: it was pending under the lock. */
 	if (!settled(s, ticket, &r, res))
@@ -376,16 +394,12 @@ static int
 check(struct idb_logq_wait *w)
 {
 	struct slot *s = &slots[w->slot];
-	unsigned long c;
 
 	if (settled(s, w->ticket, &w->r, &w->res)) {
 		let_go(w);
 		return 1;
 	}
-	c = __atomic_load_n(&s->claim, __ATOMIC_SEQ_CST);
-	if (now_ns() > w->deadline && c != w->ticket &&
-	    __atomic_compare_exchange_n(&s->claim, &c, w->ticket, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-		__atomic_store_n(&s->failed, w->ticket, __ATOMIC_SEQ_CST);
+	if (now_ns() > w->deadline && withdraw(s, w->ticket)) {
 		w->r = w->res = IDB_E_UNAVAILABLE;
 		let_go(w);
 		return 1;

@@ -787,6 +787,49 @@ a_settled_slot_is_not_taken_again_before_its_request_read_it(void **state)
 	idb_db_close(db);
 }
 
+/*
+ * A leader whose transaction does not begin (SQLite's write lock held
+ * elsewhere past the busy timeout) carries nothing, and its own request
+ * answers 503. Its entry must not stay pending: the next leader took it
+ * and wrote it (with its plan, for a PATCH) after the answer had said
+ * nothing was done. It is withdrawn before the queue is let go.
+ */
+static void
+an_entry_whose_leader_could_not_begin_is_never_written_later(void **state)
+{
+	struct idb_logq_wait w1, w2;
+	unsigned char key[IDB_KEY_LEN];
+	char path[300], err[512] = "";
+	sqlite3 *db, *other, *keep = W.db;
+	int applied = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/q2.db", W.dir);
+	randombytes_buf(key, sizeof(key));
+	assert_int_equal(idb_db_open(path, key, IDB_DB_CREATE, &db), IDB_OK);
+	assert_int_equal(idb_mig_apply(db, &idb_mig_org, NULL, NULL, &applied, err, sizeof(err)), IDB_OK);
+	idb_db_close(db);
+	assert_int_equal(idb_db_open(path, key, IDB_DB_QUEUE, &db), IDB_OK);
+	assert_int_equal(idb_db_open(path, key, 0, &other), IDB_OK);
+	sqlite3_busy_timeout(db, 50); /* not the 10 s of the real handler */
+	assert_int_equal(idb_logq_init(1), IDB_OK);
+	idb_logq_own(0);
+
+	/* SQLite's write lock taken without the queue: the leader cannot begin. */
+	assert_int_equal(idb_db_exec(other, "BEGIN IMMEDIATE"), IDB_OK);
+	assert_int_equal(submit(db, &w1), 1);
+	assert_int_equal(w1.r, IDB_E_UNAVAILABLE);
+	assert_int_equal(idb_db_exec(other, "ROLLBACK"), IDB_OK);
+	/* The next leader carries its own entry only. */
+	assert_int_equal(submit(db, &w2), 1);
+	assert_int_equal(w2.r, IDB_OK);
+	W.db = db; /* count() reads W.db */
+	assert_int_equal(count("SELECT count(*) FROM access_log"), 1);
+	W.db = keep;
+	idb_db_close(other);
+	idb_db_close(db);
+}
+
 int
 main(void)
 {
@@ -800,6 +843,7 @@ main(void)
 		cmocka_unit_test(checks_still_accept_and_refuse_the_same_values),
 		cmocka_unit_test(checks_migration_refuses_an_unexpected_text_and_changes_nothing),
 		cmocka_unit_test(a_settled_slot_is_not_taken_again_before_its_request_read_it),
+		cmocka_unit_test(an_entry_whose_leader_could_not_begin_is_never_written_later),
 	};
 
 	return cmocka_run_group_tests_name("accesslog", tests, group_setup, group_teardown);
