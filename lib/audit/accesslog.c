@@ -11,7 +11,7 @@
 static const char domain[] = "immidb-access-log-v1\n";
 static const char sql_last[] = "SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1";
 static const char sql_insert[] =
-    "INSERT INTO access_log (seq, at, actor_kind, actor_id, actor_email, via, ip, action, target, reason,"
+    "INSERT OR FAIL INTO access_log (seq, at, actor_kind, actor_id, actor_email, via, ip, action, target, reason,"
     " outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_all[] =
     "SELECT seq, at, actor_kind, actor_id, actor_email, via, ip, action, target, reason, outcome, detail,"

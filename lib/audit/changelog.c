@@ -7,7 +7,7 @@
 #include "store/db.h"
 
 static const char sql_append[] =
-    "INSERT INTO change_log (at, actor_kind, actor_id, actor_email, action, entity, entity_id, changes)"
+    "INSERT OR FAIL INTO change_log (at, actor_kind, actor_id, actor_email, action, entity, entity_id, changes)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_each[] =
     "SELECT seq, at, actor_kind, actor_id, actor_email, action, entity, entity_id, changes FROM change_log"
