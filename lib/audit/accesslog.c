@@ -111,6 +111,12 @@ idb_log_head(sqlite3 *db, long long *size, unsigned char head[32])
 enum idb_err
 idb_log_append(sqlite3 *db, struct idb_log_entry *e)
 {
+	return idb_log_append_after(db, e, NULL);
+}
+
+enum idb_err
+idb_log_append_after(sqlite3 *db, struct idb_log_entry *e, const struct idb_log_entry *last)
+{
 	sqlite3_stmt *st = NULL;
 	long long size;
 	enum idb_err err;
@@ -118,7 +124,10 @@ idb_log_append(sqlite3 *db, struct idb_log_entry *e)
 
 	if (sqlite3_get_autocommit(db))
 		return IDB_E_INTERNAL; /* the entry must commit with its action */
-	if ((err = idb_log_head(db, &size, e->prev)) != IDB_OK)
+	if (last != NULL) {
+		size = last->seq;
+		memcpy(e->prev, last->hash, 32);
+	} else if ((err = idb_log_head(db, &size, e->prev)) != IDB_OK)
 		return err;
 	e->seq = size + 1;
 	if (e->at[0] == '\0')

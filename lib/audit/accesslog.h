@@ -32,6 +32,12 @@ struct idb_log_entry {
 void idb_log_hash(const struct idb_log_entry *, unsigned char out[32]);
 /* Appends e (absent strings count as ""); fills seq, at, prev and hash. Must run inside a write transaction. */
 enum idb_err idb_log_append(sqlite3 *, struct idb_log_entry *e);
+/*
+ * The same, after last: the entry this transaction appended just before
+ * (its seq and hash are the chain's head; no lookup). NULL: looked up.
+ * A wrong last is refused by the append-only trigger (seq must be next).
+ */
+enum idb_err idb_log_append_after(sqlite3 *, struct idb_log_entry *e, const struct idb_log_entry *last);
 /* Recomputes the chain: *ok, *size, head (when ok) or *first_bad. */
 enum idb_err idb_log_verify(sqlite3 *, int *ok, long long *size, unsigned char head[32], long long *first_bad);
 /* The current size and head hash (zeros for an empty log). */

@@ -196,7 +196,8 @@ entry_of(const struct slot *s, struct idb_log_entry *e)
  * is lost.
  */
 static enum idb_err
-apply(sqlite3 *db, struct idb_log_entry *e, const void *plan, size_t plan_len, enum idb_err *res)
+apply(sqlite3 *db, struct idb_log_entry *e, const struct idb_log_entry *last, const void *plan, size_t plan_len,
+      enum idb_err *res)
 {
 	int changes;
 
@@ -210,7 +211,7 @@ apply(sqlite3 *db, struct idb_log_entry *e, const void *plan, size_t plan_len, e
 			e->detail = idb_err_code(*res);
 		}
 	}
-	return idb_log_append(db, e) == IDB_OK ? IDB_OK : IDB_E_UNAVAILABLE;
+	return idb_log_append_after(db, e, last) == IDB_OK ? IDB_OK : IDB_E_UNAVAILABLE;
 }
 
 /* The entry (and plan) alone, in its own transaction. */
@@ -221,7 +222,7 @@ alone(sqlite3 *db, struct idb_log_entry *e, const void *plan, size_t plan_len, e
 
 	if ((r = idb_db_begin(db)) != IDB_OK)
 		return IDB_E_UNAVAILABLE;
-	if ((r = apply(db, e, plan, plan_len, res)) == IDB_OK)
+	if ((r = apply(db, e, NULL, plan, plan_len, res)) == IDB_OK)
 		r = idb_db_commit(db);
 	if (r != IDB_OK) {
 		idb_db_rollback(db);
@@ -238,7 +239,7 @@ lead(sqlite3 *db, const char *org_id)
 	static unsigned idx[2 * 256];
 	static enum idb_err results[2 * 256];
 	static struct slot copy;
-	struct idb_log_entry e;
+	struct idb_log_entry e, last = {0};
 	unsigned i, end, n = 0;
 	enum idb_err r;
 
@@ -250,8 +251,13 @@ lead(sqlite3 *db, const char *org_id)
 			continue;
 		entry_of(&copy, &e);
 		idx[n] = i; /* carried by this transaction, whatever its fate */
-		if ((r = apply(db, &e, copy.plan, copy.plan_len, &results[n++])) != IDB_OK)
+		/* Each entry after the first chains on to the one before, without a lookup. */
+		r = apply(db, &e, n > 0 ? &last : NULL, copy.plan, copy.plan_len, &results[n]);
+		n++;
+		if (r != IDB_OK)
 			break;
+		last.seq = e.seq;
+		memcpy(last.hash, e.hash, 32);
 	}
 	if (r == IDB_OK)
 		r = idb_db_commit(db);

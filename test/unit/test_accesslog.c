@@ -749,10 +749,11 @@ static void
 a_settled_slot_is_not_taken_again_before_its_request_read_it(void **state)
 {
 	struct idb_logq_wait w1, w2, w3;
-	unsigned char key[IDB_KEY_LEN];
+	unsigned char key[IDB_KEY_LEN], head[32];
 	char path[300], err[512] = "";
 	sqlite3 *db, *keep = W.db;
-	int applied = 0, fd;
+	long long size = 0, bad = 0;
+	int applied = 0, fd, ok = 0;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/q.db", W.dir);
@@ -785,6 +786,10 @@ a_settled_slot_is_not_taken_again_before_its_request_read_it(void **state)
 	W.db = db; /* count() reads W.db */
 	assert_int_equal(count("SELECT count(*) FROM access_log WHERE action = 'record.read'"), 3);
 	W.db = keep;
+	/* The two of one batch chain on to each other (the second without a head lookup). */
+	assert_int_equal(idb_log_verify(db, &ok, &size, head, &bad), IDB_OK);
+	assert_true(ok);
+	assert_int_equal(size, 3);
 	idb_db_close(db);
 }
 
