@@ -739,6 +739,29 @@ submit(sqlite3 *db, struct idb_logq_wait *w)
 }
 
 /*
+ * A new org database (name, in the test's folder), migrated and opened as the
+ * workers open it (with the write queue); this process owns the first
+ * worker's slots of the group commit. path gets its path, key its key.
+ */
+static sqlite3 *
+queued_org(const char *name, char *path, size_t size, unsigned char key[IDB_KEY_LEN])
+{
+	char err[512] = "";
+	sqlite3 *db = NULL;
+	int applied = 0;
+
+	snprintf(path, size, "%s/%s", W.dir, name);
+	randombytes_buf(key, IDB_KEY_LEN);
+	assert_int_equal(idb_db_open(path, key, IDB_DB_CREATE, &db), IDB_OK);
+	assert_int_equal(idb_mig_apply(db, &idb_mig_org, NULL, NULL, &applied, err, sizeof(err)), IDB_OK);
+	idb_db_close(db);
+	assert_int_equal(idb_db_open(path, key, IDB_DB_QUEUE, &db), IDB_OK);
+	assert_int_equal(idb_logq_init(1), IDB_OK);
+	idb_logq_own(0);
+	return db;
+}
+
+/*
  * A worker's requests in hand each wait on a slot of their own. One that
  * a leader has settled keeps its slot until the request has read its
  * result: a request submitted meanwhile takes another slot, so the first
@@ -750,20 +773,13 @@ a_settled_slot_is_not_taken_again_before_its_request_read_it(void **state)
 {
 	struct idb_logq_wait w1, w2, w3;
 	unsigned char key[IDB_KEY_LEN], head[32];
-	char path[300], err[512] = "";
+	char path[300];
 	sqlite3 *db, *keep = W.db;
 	long long size = 0, bad = 0;
-	int applied = 0, fd, ok = 0;
+	int fd, ok = 0;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/q.db", W.dir);
-	randombytes_buf(key, sizeof(key));
-	assert_int_equal(idb_db_open(path, key, IDB_DB_CREATE, &db), IDB_OK);
-	assert_int_equal(idb_mig_apply(db, &idb_mig_org, NULL, NULL, &applied, err, sizeof(err)), IDB_OK);
-	idb_db_close(db);
-	assert_int_equal(idb_db_open(path, key, IDB_DB_QUEUE, &db), IDB_OK);
-	assert_int_equal(idb_logq_init(1), IDB_OK);
-	idb_logq_own(0);
+	db = queued_org("q.db", path, sizeof(path), key);
 
 	/* The queue held as by another process: both wait. */
 	assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
@@ -805,21 +821,13 @@ an_entry_whose_leader_could_not_begin_is_never_written_later(void **state)
 {
 	struct idb_logq_wait w1, w2;
 	unsigned char key[IDB_KEY_LEN];
-	char path[300], err[512] = "";
+	char path[300];
 	sqlite3 *db, *other, *keep = W.db;
-	int applied = 0;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/q2.db", W.dir);
-	randombytes_buf(key, sizeof(key));
-	assert_int_equal(idb_db_open(path, key, IDB_DB_CREATE, &db), IDB_OK);
-	assert_int_equal(idb_mig_apply(db, &idb_mig_org, NULL, NULL, &applied, err, sizeof(err)), IDB_OK);
-	idb_db_close(db);
-	assert_int_equal(idb_db_open(path, key, IDB_DB_QUEUE, &db), IDB_OK);
+	db = queued_org("q2.db", path, sizeof(path), key);
 	assert_int_equal(idb_db_open(path, key, 0, &other), IDB_OK);
 	sqlite3_busy_timeout(db, 50); /* not the 10 s of the real handler */
-	assert_int_equal(idb_logq_init(1), IDB_OK);
-	idb_logq_own(0);
 
 	/* SQLite's write lock taken without the queue: the leader cannot begin. */
 	assert_int_equal(idb_db_exec(other, "BEGIN IMMEDIATE"), IDB_OK);
