@@ -418,7 +418,7 @@ plan_col(const struct idb_rec_env *env, const struct idb_resource *r, const char
 static enum idb_err
 run_plan(const struct idb_rec_env *env, struct idb_plan *p)
 {
-	return p->err != IDB_OK ? p->err : idb_plan_run(env->db, p->b.data, p->b.len);
+	return p->err != IDB_OK ? p->err : idb_plan_run(env->db, p->b.data, p->b.len, NULL);
 }
 
 /* ---- reading -------------------------------------------------------------- */

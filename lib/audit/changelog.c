@@ -45,7 +45,7 @@ idb_chg_append(sqlite3 *db, const struct idb_actor *a, const char *action, const
 
 	idb_plan_init(&p);
 	idb_chg_plan(&p, a, action, entity, entity_id, changes);
-	e = p.err == IDB_OK ? idb_plan_run(db, p.b.data, p.b.len) : p.err;
+	e = p.err == IDB_OK ? idb_plan_run(db, p.b.data, p.b.len, NULL) : p.err;
 	idb_plan_free(&p);
 	return e;
 }

@@ -199,13 +199,12 @@ static enum idb_err
 apply(sqlite3 *db, struct idb_log_entry *e, const struct idb_log_entry *last, const void *plan, size_t plan_len,
       enum idb_err *res)
 {
-	int changes;
+	int wrote;
 
 	*res = IDB_OK;
 	if (plan_len > 0) {
-		changes = sqlite3_total_changes(db);
-		if ((*res = idb_plan_run(db, plan, plan_len)) != IDB_OK) {
-			if (sqlite3_total_changes(db) != changes || sqlite3_get_autocommit(db))
+		if ((*res = idb_plan_run(db, plan, plan_len, &wrote)) != IDB_OK) {
+			if (wrote || sqlite3_get_autocommit(db))
 				return IDB_E_UNAVAILABLE; /* half a plan: undo all */
 			e->outcome = "failed";
 			e->detail = idb_err_code(*res);

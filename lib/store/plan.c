@@ -161,14 +161,20 @@ bind_values(struct rd *r, sqlite3_stmt *st, char now[IDB_TIME_LEN])
 	return pos - 1 == sqlite3_bind_parameter_count(st) ? IDB_OK : IDB_E_INTERNAL;
 }
 
-/* Steps one bound statement to its end and checks what it expected. */
+/*
+ * Steps one bound statement to its end and checks what it expected. *wrote
+ * is set if the statement may have changed a row: a write that ran to its
+ * end and changed one, or one that SQLite stopped midway.
+ */
 static enum idb_err
-step(sqlite3 *db, sqlite3_stmt *st, unsigned expect, enum idb_err fail)
+step(sqlite3 *db, sqlite3_stmt *st, unsigned expect, enum idb_err fail, int *wrote)
 {
 	int rc, rows = 0;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		rows++;
+	if (!sqlite3_stmt_readonly(st) && (rc != SQLITE_DONE || sqlite3_changes(db) > 0))
+		*wrote = 1;
 	if (rc != SQLITE_DONE)
 		return rc == SQLITE_CONSTRAINT ? IDB_E_CONFLICT : IDB_E_DB;
 	if (expect == IDB_PLAN_ONE_CHANGE && sqlite3_changes(db) != 1)
@@ -179,8 +185,9 @@ step(sqlite3 *db, sqlite3_stmt *st, unsigned expect, enum idb_err fail)
 }
 
 enum idb_err
-idb_plan_run(sqlite3 *db, const void *plan, size_t len)
+idb_plan_run(sqlite3 *db, const void *plan, size_t len, int *wrote)
 {
+	int scratch;
 	struct rd r = {plan, (const unsigned char *)plan + len};
 	char now[IDB_TIME_LEN] = "";
 	const unsigned char *sql;
@@ -189,6 +196,9 @@ idb_plan_run(sqlite3 *db, const void *plan, size_t len)
 	uint32_t n;
 	enum idb_err e = IDB_OK;
 
+	if (wrote == NULL)
+		wrote = &scratch;
+	*wrote = 0;
 	while (e == IDB_OK && r.p < r.end) {
 		if (*r.p++ != 'S' || get_sized(&r, &sql, &n) != 0 || n == 0 || sql[n - 1] != '\0' ||
 		    get(&r, tail, sizeof(tail)) != 0 || tail[0] > IDB_PLAN_ROW || tail[1] >= IDB_E__MAX)
@@ -196,7 +206,7 @@ idb_plan_run(sqlite3 *db, const void *plan, size_t len)
 		if (idb_db_cached_text(db, (const char *)sql, &st) != IDB_OK)
 			return IDB_E_DB;
 		if ((e = bind_values(&r, st, now)) == IDB_OK)
-			e = step(db, st, tail[0], (enum idb_err)tail[1]);
+			e = step(db, st, tail[0], (enum idb_err)tail[1], wrote);
 		idb_db_done(st);
 	}
 	return e;

@@ -55,7 +55,11 @@ void idb_plan_now(struct idb_plan *);
  * failed, IDB_E_CONFLICT if a constraint refused a statement, IDB_E_DB if
  * SQLite failed otherwise, or IDB_E_INTERNAL for bytes that are
  * not a plan. Undoing a partial run is the caller's (a savepoint).
+ * *wrote (unless NULL) says whether the plan's own statements may have
+ * changed a row: a write statement that changed one or was stopped midway.
+ * (Not sqlite3_total_changes: SQLite also counts there what FTS4 flushes
+ * of earlier statements' pending terms when a statement journal begins.)
  */
-enum idb_err idb_plan_run(sqlite3 *, const void *plan, size_t len);
+enum idb_err idb_plan_run(sqlite3 *, const void *plan, size_t len, int *wrote);
 
 #endif
