@@ -187,7 +187,6 @@ step(sqlite3 *db, sqlite3_stmt *st, unsigned expect, enum idb_err fail, int *wro
 enum idb_err
 idb_plan_run(sqlite3 *db, const void *plan, size_t len, int *wrote)
 {
-	int scratch;
 	struct rd r = {plan, (const unsigned char *)plan + len};
 	char now[IDB_TIME_LEN] = "";
 	const unsigned char *sql;
@@ -195,6 +194,7 @@ idb_plan_run(sqlite3 *db, const void *plan, size_t len, int *wrote)
 	sqlite3_stmt *st;
 	uint32_t n;
 	enum idb_err e = IDB_OK;
+	int scratch;
 
 	if (wrote == NULL)
 		wrote = &scratch;

@@ -746,7 +746,6 @@ submit(sqlite3 *db, struct idb_logq_wait *w)
 	return submit_plan(db, w, NULL);
 }
 
-
 /*
  * A new org database (name, in the test's folder), migrated and opened as the
  * workers open it (with the write queue); this process owns the first
@@ -978,6 +977,46 @@ a_plan_that_changed_nothing_does_not_fail_the_batch_for_what_fts_flushed(void **
 	idb_db_close(db);
 }
 
+/*
+ * What idb_plan_run says of a failed plan, which the leader trusts to
+ * fail a batch or not: a plan stopped by its first write (an UPDATE of no
+ * row) wrote nothing; one stopped after a write that changed a row did.
+ */
+static void
+a_failed_plan_says_whether_it_wrote(void **state)
+{
+	struct idb_plan first, after;
+	unsigned char key[IDB_KEY_LEN];
+	char path[300];
+	sqlite3 *db;
+	int wrote = -1;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/q4.db", W.dir);
+	randombytes_buf(key, sizeof(key));
+	assert_int_equal(idb_db_open(path, key, IDB_DB_CREATE, &db), IDB_OK);
+	assert_int_equal(idb_db_exec(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);"
+	                                 "INSERT INTO t VALUES (1, 1)"),
+	                 IDB_OK);
+	idb_plan_init(&first);
+	idb_plan_stmt(&first, "UPDATE t SET v = v + 1 WHERE id = 1 AND v = ?", IDB_PLAN_ONE_CHANGE, IDB_E_CONFLICT);
+	idb_plan_int(&first, 99);
+	idb_plan_init(&after);
+	idb_plan_stmt(&after, "INSERT INTO t (v) VALUES (?)", IDB_PLAN_ANY, IDB_E_DB);
+	idb_plan_int(&after, 5);
+	idb_plan_stmt(&after, "UPDATE t SET v = v + 1 WHERE id = 1 AND v = ?", IDB_PLAN_ONE_CHANGE, IDB_E_CONFLICT);
+	idb_plan_int(&after, 99);
+	assert_int_equal(idb_db_begin(db), IDB_OK);
+	assert_int_equal(idb_plan_run(db, first.b.data, first.b.len, &wrote), IDB_E_CONFLICT);
+	assert_int_equal(wrote, 0);
+	assert_int_equal(idb_plan_run(db, after.b.data, after.b.len, &wrote), IDB_E_CONFLICT);
+	assert_int_equal(wrote, 1);
+	idb_db_rollback(db);
+	idb_plan_free(&first);
+	idb_plan_free(&after);
+	idb_db_close(db);
+}
+
 int
 main(void)
 {
@@ -994,6 +1033,7 @@ main(void)
 		cmocka_unit_test(a_settled_slot_is_not_taken_again_before_its_request_read_it),
 		cmocka_unit_test(an_entry_whose_leader_could_not_begin_is_never_written_later),
 		cmocka_unit_test(a_plan_that_changed_nothing_does_not_fail_the_batch_for_what_fts_flushed),
+		cmocka_unit_test(a_failed_plan_says_whether_it_wrote),
 	};
 
 	return cmocka_run_group_tests_name("accesslog", tests, group_setup, group_teardown);
