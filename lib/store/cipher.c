@@ -20,6 +20,7 @@
 #include "store/cipher.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
 #include <openssl/crypto.h>
@@ -101,6 +102,43 @@ struct mac_slot {
 };
 
 /*
+ * A memo of the page functions' results, per thread. In WAL mode SQLite
+ * drops a connection's whole page cache whenever another connection has
+ * committed, and every logged request commits, so the same unchanged pages
+ * are read, authenticated and decrypted again by every request. HMAC and
+ * AES-CBC are deterministic: under the same key, the same input bytes give
+ * the same output. A slot keeps one page's input as it was read (ciphertext
+ * and IV, and the page number hashed with it), its HMAC and, once
+ * decrypted, its plaintext; a call whose input is byte for byte a slot's
+ * takes the slot's output instead of computing it. Nothing is skipped: a
+ * page whose bytes differ in any way (tampered, rewritten, another page,
+ * another IV) finds no match and is computed, and SQLCipher still compares
+ * the HMAC itself. A change of the thread's HMAC key makes every HMAC in
+ * the memo stale, a change of its decryption key every plaintext (by
+ * generation, so that switching databases stays cheap); the memory is
+ * wiped by idb_cipher_wipe and at thread exit. It holds plaintext of pages
+ * that SQLite's own page cache holds too.
+ */
+#define MEMO_SLOTS 128
+#define MEMO_IN_MAX 1088 /* pages up to 1 KiB (SQLCipher's default), IV and all */
+
+struct memo_slot {
+	unsigned long mac_gen; /* mac is valid while equal to the memo's mac_gen */
+	unsigned long aes_gen; /* plain is valid while equal to the memo's aes_gen */
+	int in_len;            /* bytes of `in` given to hmac: ciphertext || IV */
+	unsigned char pgno[4]; /* hmac's in2 */
+	unsigned char in[MEMO_IN_MAX];
+	unsigned char mac[SHA_DIGEST_LENGTH];
+	unsigned char plain[MEMO_IN_MAX];
+};
+
+/* The generations move on at every change of the HMAC key and of the decryption key; 0 is never valid. */
+struct memo {
+	unsigned long mac_gen, aes_gen;
+	struct memo_slot slot[MEMO_SLOTS];
+};
+
+/*
  * Per thread: a context per direction (an AES key schedule is either for
  * encryption or for decryption), the HMAC pads, and counters for the tests.
  * Key material lives here and in the EVP contexts; it is wiped when the key
@@ -112,7 +150,8 @@ struct mac_slot {
 static _Thread_local struct {
 	struct aes_slot aes[2]; /* [MODE_DECRYPT], [MODE_ENCRYPT] */
 	struct mac_slot mac;
-	unsigned long fast, stock;
+	struct memo *memo; /* allocated at the first page; NULL if that failed */
+	unsigned long fast, stock, memo_hits;
 	int watched; /* the thread-exit destructor is armed */
 	unsigned char rnd[RND_BUF];
 	size_t rnd_left; /* unused bytes at the end of rnd */
@@ -143,6 +182,50 @@ thread_gone(void *arg)
 	idb_cipher_wipe();
 }
 
+/* Every HMAC (mac) or every plaintext (!mac) in the memo stale: the next key is another. */
+static void
+memo_forget(int mac)
+{
+	if (tl.memo != NULL && mac)
+		tl.memo->mac_gen++;
+	else if (tl.memo != NULL)
+		tl.memo->aes_gen++;
+}
+
+/* Wipes and frees the memo (it holds plaintext). */
+static void
+memo_free(void)
+{
+	if (tl.memo != NULL) {
+		OPENSSL_cleanse(tl.memo, sizeof(*tl.memo));
+		free(tl.memo);
+		tl.memo = NULL;
+	}
+}
+
+/* The memo, allocated on first use; NULL if out of memory (nothing is memoised then). */
+static struct memo *
+memo_get(void)
+{
+	if (tl.memo == NULL && (tl.memo = calloc(1, sizeof(*tl.memo))) != NULL) {
+		tl.memo->mac_gen = tl.memo->aes_gen = 1;
+		thread_watch();
+	}
+	return tl.memo;
+}
+
+/* The slot for a page whose IV is iv: IVs are random, so their first bytes spread the slots. */
+static struct memo_slot *
+memo_slot(struct memo *m, const unsigned char *iv)
+{
+	unsigned long h = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		h = h << 8 | iv[i];
+	return &m->slot[h % MEMO_SLOTS];
+}
+
 static void
 aes_forget(struct aes_slot *s)
 {
@@ -168,6 +251,8 @@ aes_ready(int mode, const unsigned char *key, const unsigned char *iv)
 	else {
 		OPENSSL_cleanse(s->key, sizeof(s->key));
 		s->keyed = 0;
+		if (mode == MODE_DECRYPT)
+			memo_forget(0);
 	}
 	if (s->ctx == NULL) {
 		if ((s->ctx = EVP_CIPHER_CTX_new()) == NULL)
@@ -221,6 +306,7 @@ fast_cipher(void *ctx, int mode, unsigned char *key, int key_sz, unsigned char *
     unsigned char *in, int in_sz, unsigned char *out)
 {
 	EVP_CIPHER_CTX *c;
+	struct memo_slot *m = NULL;
 	int n;
 
 	if (!cipher_fits(ctx, mode, key, key_sz, iv, in, in_sz, out) ||
@@ -228,10 +314,27 @@ fast_cipher(void *ctx, int mode, unsigned char *key, int key_sz, unsigned char *
 		tl.stock++;
 		return stock.cipher(ctx, mode, key, key_sz, iv, in, in_sz, out);
 	}
+	/* The page that hmac has just seen (same ciphertext, same IV after it), under the key aes_ready checked. */
+	if (mode == MODE_DECRYPT && in_sz + AES_IV_LEN <= MEMO_IN_MAX && memo_get() != NULL) {
+		m = memo_slot(tl.memo, iv);
+		if (m->in_len != in_sz + AES_IV_LEN || memcmp(m->in, in, (size_t)in_sz) != 0 ||
+		    memcmp(m->in + in_sz, iv, AES_IV_LEN) != 0)
+			m = NULL;
+		else if (m->aes_gen == tl.memo->aes_gen) {
+			memcpy(out, m->plain, (size_t)in_sz);
+			tl.memo_hits++;
+			tl.fast++;
+			return SQLITE_OK;
+		}
+	}
 	/* No padding and whole blocks: Update writes everything, Final nothing. */
 	if (EVP_CipherUpdate(c, out, &n, in, in_sz) != 1 || n != in_sz) {
 		aes_forget(&tl.aes[mode]);
 		return SQLITE_ERROR;
+	}
+	if (m != NULL) {
+		memcpy(m->plain, out, (size_t)in_sz);
+		m->aes_gen = tl.memo->aes_gen;
 	}
 	tl.fast++;
 	return SQLITE_OK;
@@ -251,6 +354,7 @@ mac_ready(const unsigned char *key, int key_sz)
 	if (m->keyed && m->key_len == key_sz && CRYPTO_memcmp(m->key, key, (size_t)key_sz) == 0)
 		return 1;
 	OPENSSL_cleanse(m, sizeof(*m));
+	memo_forget(1);
 	thread_watch();
 	memset(pad, 0, sizeof(pad));
 	memcpy(pad, key, (size_t)key_sz);
@@ -294,12 +398,24 @@ fast_hmac(void *ctx, unsigned char *key, int key_sz, unsigned char *in, int in_s
     unsigned char *in2, int in2_sz, unsigned char *out)
 {
 	unsigned char inner[SHA_DIGEST_LENGTH];
+	struct memo_slot *m = NULL;
 	SHA_CTX c;
 	int ok;
 
 	if (!hmac_fits(key, key_sz, in, in_sz, in2, in2_sz, out) || !mac_ready(key, key_sz)) {
 		tl.stock++;
 		return stock.hmac(ctx, key, key_sz, in, in_sz, in2, in2_sz, out);
+	}
+	/* A page: its bytes end with the IV, and in2 is its number. */
+	if (in2_sz == 4 && in_sz >= AES_IV_LEN && in_sz <= MEMO_IN_MAX && memo_get() != NULL) {
+		m = memo_slot(tl.memo, in + in_sz - AES_IV_LEN);
+		if (m->mac_gen == tl.memo->mac_gen && m->in_len == in_sz && memcmp(m->pgno, in2, 4) == 0 &&
+		    memcmp(m->in, in, (size_t)in_sz) == 0) {
+			memcpy(out, m->mac, SHA_DIGEST_LENGTH);
+			tl.memo_hits++;
+			tl.fast++;
+			return SQLITE_OK;
+		}
 	}
 	c = tl.mac.inner;
 	ok = SHA1_Update(&c, in, (size_t)in_sz) &&
@@ -311,6 +427,14 @@ fast_hmac(void *ctx, unsigned char *key, int key_sz, unsigned char *in, int in_s
 	OPENSSL_cleanse(inner, sizeof(inner));
 	if (!ok)
 		return SQLITE_ERROR;
+	if (m != NULL) {
+		m->mac_gen = tl.memo->mac_gen;
+		m->aes_gen = 0; /* the plaintext, if any, was of the bytes replaced here */
+		m->in_len = in_sz;
+		memcpy(m->pgno, in2, 4);
+		memcpy(m->in, in, (size_t)in_sz);
+		memcpy(m->mac, out, SHA_DIGEST_LENGTH);
+	}
 	tl.fast++;
 	return SQLITE_OK;
 }
@@ -509,6 +633,7 @@ idb_cipher_wipe(void)
 	aes_forget(&tl.aes[MODE_DECRYPT]);
 	aes_forget(&tl.aes[MODE_ENCRYPT]);
 	OPENSSL_cleanse(&tl.mac, sizeof(tl.mac));
+	memo_free();
 }
 
 int
@@ -538,4 +663,10 @@ idb_cipher_counts(unsigned long *fast, unsigned long *to_stock)
 {
 	*fast = tl.fast;
 	*to_stock = tl.stock;
+}
+
+unsigned long
+idb_cipher_memo_hits(void)
+{
+	return tl.memo_hits;
 }

@@ -9,7 +9,10 @@
  * unchanged. The algorithms and the file format are the same (AES-256-CBC
  * without padding, HMAC-SHA1); any input of another shape goes to the stock
  * functions, and if the provider's layout is not the one this module knows,
- * the stock provider stays in place.
+ * the stock provider stays in place. Each thread also keeps a memo of the
+ * pages it read, by their exact bytes, so that a page read again unchanged
+ * (after another connection's commit dropped SQLite's page cache) is not
+ * authenticated and decrypted again.
  */
 #ifndef IDB_STORE_CIPHER_H
 #define IDB_STORE_CIPHER_H
@@ -44,5 +47,7 @@ int idb_cipher_active(void);
 void idb_cipher_use_stock(int yes);
 /* Pages the calling thread handled on the fast path, and handed to stock. */
 void idb_cipher_counts(unsigned long *fast, unsigned long *to_stock);
+/* Calls of the calling thread answered from the memo (an HMAC or a decryption each). */
+unsigned long idb_cipher_memo_hits(void);
 
 #endif

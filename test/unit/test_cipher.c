@@ -5,7 +5,8 @@
  * (with the key cache going back and forth), hand every other shape to the
  * stock functions, and real database files written with either provider
  * read back with the other, in WAL and after a checkpoint; a flipped byte
- * and a wrong key fail with both.
+ * and a wrong key fail with both. The memo of pages answers only a page
+ * seen before byte for byte, under the same key.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -758,6 +759,143 @@ random_ivs_are_ours_distinct_and_not_shared_with_a_child(void **state)
 	assert_memory_not_equal(parent_next, child_first, IV);
 }
 
+/*
+ * The memo (lib/store/cipher.c): a page whose bytes, number and key are
+ * those of a page seen before gets the same HMAC and plaintext without
+ * computing them; any other input is computed. Driven through the
+ * provider's functions as SQLCipher calls them for a page read: the HMAC
+ * of data || IV with the page number, then the decryption of the data.
+ */
+static void
+read_page(unsigned char *mac_key, unsigned char *key, unsigned char *page, unsigned char pgno[4],
+    unsigned char mac[20], unsigned char plain[976])
+{
+	unsigned char want_mac[20], want_plain[976];
+
+	assert_int_equal(stock_hmac()(W.pctx, mac_key, 32, page, 992, pgno, 4, want_mac), 0);
+	assert_int_equal(W.our_hmac(W.pctx, mac_key, 32, page, 992, pgno, 4, mac), 0);
+	assert_memory_equal(mac, want_mac, 20);
+	assert_int_equal(stock_cipher()(W.pctx, DEC, key, 32, page + 976, page, 976, want_plain), 0);
+	assert_int_equal(W.our_cipher(W.pctx, DEC, key, 32, page + 976, page, 976, plain), 0);
+	assert_memory_equal(plain, want_plain, 976);
+}
+
+static void
+memo_answers_only_a_page_seen_before_byte_for_byte(void **state)
+{
+	unsigned char mac_key[32], key[32], other[32], page[992], pgno[4] = {9, 0, 0, 0}, pgno2[4] = {10, 0, 0, 0};
+	unsigned char mac[20], plain[976], mac2[20], plain2[976];
+	unsigned long hits;
+	int i;
+
+	(void)state;
+	randombytes_buf(mac_key, sizeof(mac_key));
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(other, sizeof(other));
+	randombytes_buf(page, sizeof(page)); /* 976 bytes of data, then the IV */
+	read_page(mac_key, key, page, pgno, mac, plain);
+	/* The same page again: both answers from the memo, the same bytes. */
+	hits = idb_cipher_memo_hits();
+	read_page(mac_key, key, page, pgno, mac2, plain2);
+	assert_int_equal(idb_cipher_memo_hits(), hits + 2);
+	assert_memory_equal(mac, mac2, 20);
+	assert_memory_equal(plain, plain2, 976);
+	/* Another page number with the same bytes (a page copied elsewhere): computed. */
+	hits = idb_cipher_memo_hits();
+	read_page(mac_key, key, page, pgno2, mac2, plain2);
+	assert_int_equal(idb_cipher_memo_hits(), hits);
+	assert_memory_not_equal(mac, mac2, 20);
+	/* Any byte changed, in the data or in the IV: computed, never the memo's answer. */
+	for (i = 0; i < 992; i += 31) {
+		page[i] ^= 0x01;
+		hits = idb_cipher_memo_hits();
+		read_page(mac_key, key, page, pgno, mac2, plain2);
+		assert_int_equal(idb_cipher_memo_hits(), hits);
+		assert_memory_not_equal(mac, mac2, 20);
+		page[i] ^= 0x01;
+	}
+	/* Another key: computed; and once the key has changed, the earlier pages are forgotten. */
+	read_page(mac_key, key, page, pgno, mac, plain);
+	hits = idb_cipher_memo_hits();
+	read_page(other, other, page, pgno, mac2, plain2);
+	assert_int_equal(idb_cipher_memo_hits(), hits);
+	read_page(mac_key, key, page, pgno, mac2, plain2);
+	assert_int_equal(idb_cipher_memo_hits(), hits);
+	assert_memory_equal(mac, mac2, 20);
+	assert_memory_equal(plain, plain2, 976);
+	/* Wiped: nothing is answered from before. */
+	idb_cipher_wipe();
+	hits = idb_cipher_memo_hits();
+	read_page(mac_key, key, page, pgno, mac2, plain2);
+	assert_int_equal(idb_cipher_memo_hits(), hits);
+}
+
+/*
+ * A page of the file at path (past page 1) that no other page shares a
+ * memo slot with: after a full read it is certainly in the memo. The slot
+ * is chosen from the first 8 bytes of the page's IV (at byte 976), as
+ * lib/store/cipher.c does; 0 if there is none.
+ */
+static off_t
+page_alone_in_its_slot(const char *path, off_t size)
+{
+	unsigned char slot_of[4096], count[128];
+	off_t p, n = size / 1024;
+	int fd;
+
+	assert_true(n <= (off_t)sizeof(slot_of));
+	memset(count, 0, sizeof(count));
+	assert_true((fd = open(path, O_RDONLY)) >= 0);
+	for (p = 1; p < n; p++) {
+		unsigned char iv[16];
+
+		assert_int_equal(pread(fd, iv, sizeof(iv), p * 1024 + 976), (ssize_t)sizeof(iv));
+		slot_of[p] = (unsigned char)(iv[7] % 128); /* the big-endian first 8 bytes, mod 128 */
+		count[slot_of[p]]++;
+	}
+	close(fd);
+	for (p = n - 1; p >= 1; p--)
+		if (count[slot_of[p]] == 1)
+			return p;
+	return 0;
+}
+
+/*
+ * Through SQLite: a reader whose page cache another connection's commit
+ * has dropped reads its pages again, and the unchanged ones come from the
+ * memo. A page changed in the file since (a flipped byte of one that is
+ * certainly in the memo) is not: the read fails as it would without it.
+ */
+static void
+memo_serves_unchanged_pages_after_a_commit_and_never_a_changed_one(void **state)
+{
+	unsigned char key[32], d1[32], d2[32];
+	char path[128];
+	sqlite3 *r, *w;
+	off_t size, page;
+	unsigned long hits;
+
+	(void)state;
+	path_of("memo.db", path, sizeof(path));
+	randombytes_buf(key, sizeof(key));
+	make_db(path, key, &size);
+	assert_true((page = page_alone_in_its_slot(path, size)) > 0);
+	r = open_with(1, path, key, 0);
+	w = open_db(path, key, 0);
+	digest_ok(r, d1);
+	exec(w, "CREATE TABLE z (x)");
+	hits = idb_cipher_memo_hits();
+	digest_ok(r, d2);
+	assert_memory_equal(d1, d2, 32);
+	assert_true(idb_cipher_memo_hits() > hits + 2 * 15); /* an HMAC and a decryption for each page */
+	/* A byte of that page changes in the file; a commit drops the reader's cache. */
+	flip_byte(path, page * 1024 + 5);
+	exec(w, "INSERT INTO z VALUES (1)");
+	assert_int_not_equal(digest(r, d2), SQLITE_OK);
+	idb_db_close(w);
+	idb_db_close(r);
+}
+
 #define T(fn) cmocka_unit_test_teardown(fn, teardown)
 
 int
@@ -780,6 +918,8 @@ main(void)
 		T(flipped_byte_in_page_1_fails_at_open_with_both),
 		T(wrong_key_fails_with_both),
 		T(random_ivs_are_ours_distinct_and_not_shared_with_a_child),
+		T(memo_answers_only_a_page_seen_before_byte_for_byte),
+		T(memo_serves_unchanged_pages_after_a_commit_and_never_a_changed_one),
 	};
 
 	return cmocka_run_group_tests_name("cipher", tests, group_setup, group_teardown);
