@@ -309,23 +309,32 @@ fast_cipher(void *ctx, int mode, unsigned char *key, int key_sz, unsigned char *
 	struct memo_slot *m = NULL;
 	int n;
 
-	if (!cipher_fits(ctx, mode, key, key_sz, iv, in, in_sz, out) ||
-	    (c = aes_ready(mode, key, iv)) == NULL) {
+	if (!cipher_fits(ctx, mode, key, key_sz, iv, in, in_sz, out)) {
 		tl.stock++;
 		return stock.cipher(ctx, mode, key, key_sz, iv, in, in_sz, out);
 	}
-	/* The page that hmac has just seen (same ciphertext, same IV after it), under the key aes_ready checked. */
+	/*
+	 * The page that hmac has just seen (same ciphertext, same IV after it).
+	 * Its plaintext is good while the decryption key is the one it was made
+	 * with: checked here before aes_ready, which would set the IV for
+	 * nothing on a hit.
+	 */
 	if (mode == MODE_DECRYPT && in_sz + AES_IV_LEN <= MEMO_IN_MAX && memo_get() != NULL) {
 		m = memo_slot(tl.memo, iv);
 		if (m->in_len != in_sz + AES_IV_LEN || memcmp(m->in, in, (size_t)in_sz) != 0 ||
 		    memcmp(m->in + in_sz, iv, AES_IV_LEN) != 0)
 			m = NULL;
-		else if (m->aes_gen == tl.memo->aes_gen) {
+		else if (m->aes_gen == tl.memo->aes_gen && tl.aes[MODE_DECRYPT].keyed &&
+		    CRYPTO_memcmp(tl.aes[MODE_DECRYPT].key, key, AES_KEY_LEN) == 0) {
 			memcpy(out, m->plain, (size_t)in_sz);
 			tl.memo_hits++;
 			tl.fast++;
 			return SQLITE_OK;
 		}
+	}
+	if ((c = aes_ready(mode, key, iv)) == NULL) {
+		tl.stock++;
+		return stock.cipher(ctx, mode, key, key_sz, iv, in, in_sz, out);
 	}
 	/* No padding and whole blocks: Update writes everything, Final nothing. */
 	if (EVP_CipherUpdate(c, out, &n, in, in_sz) != 1 || n != in_sz) {
