@@ -214,16 +214,18 @@ memo_get(void)
 	return tl.memo;
 }
 
-/* The slot for a page whose IV is iv: IVs are random, so their first bytes spread the slots. */
+/* The slot for a page whose IV is iv: IVs are random, so any one of their bytes spreads the slots. */
 static struct memo_slot *
 memo_slot(struct memo *m, const unsigned char *iv)
 {
-	unsigned long h = 0;
-	int i;
+	return &m->slot[iv[7] % MEMO_SLOTS];
+}
 
-	for (i = 0; i < 8; i++)
-		h = h << 8 | iv[i];
-	return &m->slot[h % MEMO_SLOTS];
+/* Whether s is keyed with key. */
+static int
+aes_has_key(const struct aes_slot *s, const unsigned char *key)
+{
+	return s->keyed && CRYPTO_memcmp(s->key, key, AES_KEY_LEN) == 0;
 }
 
 static void
@@ -246,7 +248,7 @@ aes_ready(int mode, const unsigned char *key, const unsigned char *iv)
 	struct aes_slot *s = &tl.aes[mode];
 	const unsigned char *k = key;
 
-	if (s->keyed && CRYPTO_memcmp(s->key, key, AES_KEY_LEN) == 0)
+	if (aes_has_key(s, key))
 		k = NULL;
 	else {
 		OPENSSL_cleanse(s->key, sizeof(s->key));
@@ -324,8 +326,7 @@ fast_cipher(void *ctx, int mode, unsigned char *key, int key_sz, unsigned char *
 		if (m->in_len != in_sz + AES_IV_LEN || memcmp(m->in, in, (size_t)in_sz) != 0 ||
 		    memcmp(m->in + in_sz, iv, AES_IV_LEN) != 0)
 			m = NULL;
-		else if (m->aes_gen == tl.memo->aes_gen && tl.aes[MODE_DECRYPT].keyed &&
-		    CRYPTO_memcmp(tl.aes[MODE_DECRYPT].key, key, AES_KEY_LEN) == 0) {
+		else if (m->aes_gen == tl.memo->aes_gen && aes_has_key(&tl.aes[MODE_DECRYPT], key)) {
 			memcpy(out, m->plain, (size_t)in_sz);
 			tl.memo_hits++;
 			tl.fast++;

@@ -833,7 +833,7 @@ memo_answers_only_a_page_seen_before_byte_for_byte(void **state)
 /*
  * A page of the file at path (past page 1) that no other page shares a
  * memo slot with: after a full read it is certainly in the memo. The slot
- * is chosen from the first 8 bytes of the page's IV (at byte 976), as
+ * is chosen by byte 7 of the page's IV (the IV is at byte 976), as
  * lib/store/cipher.c does; 0 if there is none.
  */
 static off_t
@@ -850,7 +850,7 @@ page_alone_in_its_slot(const char *path, off_t size)
 		unsigned char iv[16];
 
 		assert_int_equal(pread(fd, iv, sizeof(iv), p * 1024 + 976), (ssize_t)sizeof(iv));
-		slot_of[p] = (unsigned char)(iv[7] % 128); /* the big-endian first 8 bytes, mod 128 */
+		slot_of[p] = (unsigned char)(iv[7] % 128);
 		count[slot_of[p]]++;
 	}
 	close(fd);
