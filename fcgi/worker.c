@@ -190,6 +190,63 @@ start(struct idb_app *app, struct inflight *f, int local, unsigned long long seq
 	reply(f, local);
 }
 
+/* Replies to the requests in hand whose entries are settled, without leading. */
+static void
+reply_settled(struct idb_app *app, struct inflight *f, int local)
+{
+	int i;
+
+	for (i = 0; i < IDB_LOGQ_PER_WORKER; i++)
+		if (f[i].waiting != NULL && idb_app_complete(app, f[i].waiting, IDB_COMPLETE_LOOK))
+			reply(&f[i], local);
+}
+
+/* Whether a request in hand before i waits on the same org as i. */
+static int
+org_seen(const struct inflight *f, int i)
+{
+	int j;
+
+	for (j = 0; j < i; j++)
+		if (f[j].waiting != NULL && strcmp(f[j].waiting->org.id, f[i].waiting->org.id) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Replies to the requests in hand whose entries are settled, first: their
+ * answers go out before this worker spends a commit's time leading. Then,
+ * for each org that still has entries of this worker waiting, leads the
+ * org's commit if its queue is free (one try per org: a leader carries
+ * every pending entry of the org), and replies to what that settled.
+ * Returns how many are still in hand, with a free one's index in *free_i
+ * and the oldest waiting one's in *oldest (-1: none).
+ */
+static int
+answered(struct idb_app *app, struct inflight *f, int local, int *free_i, int *oldest)
+{
+	int i, n = 0;
+
+	reply_settled(app, f, local);
+	for (i = 0; i < IDB_LOGQ_PER_WORKER; i++)
+		if (f[i].waiting != NULL && !org_seen(f, i) && idb_app_complete(app, f[i].waiting, IDB_COMPLETE_LEAD)) {
+			reply(&f[i], local);
+			reply_settled(app, f, local);
+		}
+	*free_i = *oldest = -1;
+	for (i = 0; i < IDB_LOGQ_PER_WORKER; i++) {
+		if (f[i].waiting == NULL) {
+			if (*free_i < 0)
+				*free_i = i;
+			continue;
+		}
+		n++;
+		if (*oldest < 0 || f[i].seq < f[*oldest].seq)
+			*oldest = i;
+	}
+	return n;
+}
+
 void
 idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int listen_fd)
 {
@@ -202,7 +259,7 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 	socklen_t sa_len = sizeof(sa_listen);
 	unsigned long long seq = 0;
 	enum idb_err e;
-	int rc, local, ep, i, n, free_i, oldest;
+	int rc, local, ep, n, free_i, oldest, i;
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	memset(&sa, 0, sizeof(sa));
@@ -258,20 +315,7 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 	}
 	for (;;) {
 		/* Answer what has been settled meanwhile (leading an org's commit if its queue is free). */
-		n = 0;
-		free_i = oldest = -1;
-		for (i = 0; i < IDB_LOGQ_PER_WORKER; i++) {
-			if (f[i].waiting != NULL && idb_app_complete(&app, f[i].waiting, 0))
-				reply(&f[i], local);
-			if (f[i].waiting == NULL) {
-				if (free_i < 0)
-					free_i = i;
-				continue;
-			}
-			n++;
-			if (oldest < 0 || f[i].seq < f[oldest].seq)
-				oldest = i;
-		}
+		n = answered(&app, f, local, &free_i, &oldest);
 		if (stop && n == 0)
 			break;
 		/* A new connection: waited for when nothing is in hand, else only if one is there already. */
@@ -285,7 +329,7 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 				continue; /* another worker took it (EAGAIN), the peer left, or a signal */
 		}
 		/* Nothing new: wait for the oldest request in hand. */
-		if (oldest >= 0 && idb_app_complete(&app, f[oldest].waiting, 1))
+		if (oldest >= 0 && idb_app_complete(&app, f[oldest].waiting, IDB_COMPLETE_WAIT))
 			reply(&f[oldest], local);
 	}
 	for (i = 0; i < IDB_LOGQ_PER_WORKER; i++) {

@@ -82,10 +82,12 @@ void idb_app_free(struct idb_app *);
  * access-log entry (lib/audit/logq.h). Start: 1 if resp holds the answer;
  * 0 if the request waits, *waiting then names it (in req's arena, which
  * must live until it is answered). Complete: 1 once resp holds the answer;
- * with wait, it sleeps until then.
+ * how says what it may do meanwhile: only look, lead the org's commit if
+ * its queue is free, or sleep until answered (leading when it can).
  */
+enum idb_complete { IDB_COMPLETE_LOOK, IDB_COMPLETE_LEAD, IDB_COMPLETE_WAIT };
 int idb_app_start(struct idb_app *, struct idb_req *, struct idb_resp *, struct idb_ctx **waiting);
-int idb_app_complete(struct idb_app *, struct idb_ctx *, int wait);
+int idb_app_complete(struct idb_app *, struct idb_ctx *, enum idb_complete how);
 
 /* The guard of org routes, in order: org -> open database -> IP allow-list ->
  * session -> second factor -> MFA enrollment -> role -> CSRF. */

@@ -5,6 +5,7 @@
 #include "audit/accesslog.h"
 #include "outbox/outbox.h"
 #include "store/db.h"
+#include "store/memo.h"
 
 #include <string.h>
 #include <sodium.h>
@@ -110,13 +111,19 @@ idb_session_find(sqlite3 *db, const char *token, time_t now, long long idle_minu
 {
 	sqlite3_stmt *st;
 	const unsigned char *t;
+	const void *m;
 	enum idb_err e = IDB_OK;
+	size_t n;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
 	if (token == NULL || strlen(token) != IDB_SESSION_TOKEN_LEN)
 		return IDB_E_UNAUTHENTICATED;
 	idb_token_hash(token, s->hash);
+	if ((m = idb_memo_get(db, IDB_MEMO_SESSION, s->hash, 32, &n)) != NULL && n == sizeof(*s)) {
+		memcpy(s, m, n);
+		goto check;
+	}
 	if (idb_db_cached(db, sql_sess_find, &st) != IDB_OK)
 		return IDB_E_DB;
 	sqlite3_bind_blob(st, 1, s->hash, 32, SQLITE_STATIC);
@@ -137,6 +144,8 @@ idb_session_find(sqlite3 *db, const char *token, time_t now, long long idle_minu
 	idb_db_done(st);
 	if (e != IDB_OK)
 		return e;
+	idb_memo_put(db, IDB_MEMO_SESSION, s->hash, 32, s, sizeof(*s));
+check:
 	if ((long long)now >= s->expires_at || (long long)now - s->last_seen > idle_minutes * 60) {
 		idb_session_delete(db, s->hash);
 		return IDB_E_UNAUTHENTICATED;

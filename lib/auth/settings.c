@@ -5,6 +5,7 @@
 
 #include "core/util.h"
 #include "store/db.h"
+#include "store/memo.h"
 
 static const char sql_load[] =
     "SELECT name, require_mfa, ip_allowlist, session_idle_minutes, notify_sysadmin_access, notify_updates,"
@@ -19,8 +20,14 @@ idb_settings_load(sqlite3 *db, struct idb_settings *s)
 {
 	sqlite3_stmt *st = NULL;
 	enum idb_err e = IDB_OK;
+	const void *m;
+	size_t n;
 	int rc;
 
+	if ((m = idb_memo_get(db, IDB_MEMO_SETTINGS, NULL, 0, &n)) != NULL && n == sizeof(*s)) {
+		memcpy(s, m, n);
+		return IDB_OK;
+	}
 	if (idb_db_cached(db, sql_load, &st) != IDB_OK)
 		return IDB_E_DB;
 	rc = sqlite3_step(st);
@@ -40,6 +47,8 @@ idb_settings_load(sqlite3 *db, struct idb_settings *s)
 	} else
 		e = IDB_E_DB;
 	idb_db_done(st);
+	if (e == IDB_OK)
+		idb_memo_put(db, IDB_MEMO_SETTINGS, NULL, 0, s, sizeof(*s));
 	return e;
 }
 

@@ -5,6 +5,7 @@
 
 #include "crypto/pw.h"
 #include "store/db.h"
+#include "store/memo.h"
 #include "store/registry.h"
 
 static const char sql_insert[] =
@@ -180,7 +181,17 @@ one(sqlite3 *db, const char *sql, const char *key, struct idb_user *u, char *has
 enum idb_err
 idb_user_get(sqlite3 *db, const char *id, struct idb_user *u)
 {
-	return one(db, sql_get, id, u, NULL, 0);
+	const void *m;
+	size_t n;
+	enum idb_err e;
+
+	if ((m = idb_memo_get(db, IDB_MEMO_USER, id, strlen(id), &n)) != NULL && n == sizeof(*u)) {
+		memcpy(u, m, n);
+		return IDB_OK;
+	}
+	if ((e = one(db, sql_get, id, u, NULL, 0)) == IDB_OK)
+		idb_memo_put(db, IDB_MEMO_USER, id, strlen(id), u, sizeof(*u));
+	return e;
 }
 
 enum idb_err

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "store/cipher.h"
+#include "store/memo.h"
 
 /*
  * Waiting for the write lock. SQLite's own timeout sleeps in growing steps
@@ -135,6 +136,9 @@ static struct {
 	int queue_fd, queued; /* IDB_DB_QUEUE: an fd of the file for flock, and whether it is held */
 	int reading;          /* a read transaction (BEGIN DEFERRED) is open at depth 0 */
 	int held;             /* the flock is held by idb_db_queue_try_hold, across transactions */
+	unsigned long snap;   /* read transactions begun so far: names the current one */
+	int tracked;          /* the database has the data generation (idb_db_track) */
+	struct idb_memo *memo; /* lib/store/memo.c, for a tracked handle */
 	struct {
 		const char *sql; /* the caller's static string: compared by address */
 		sqlite3_stmt *st;
@@ -177,6 +181,7 @@ idb_db_forget(sqlite3 *db)
 		sqlite3_finalize(tx[i].cache[k].st);
 	if (tx[i].queue_fd >= 0)
 		close(tx[i].queue_fd); /* also drops the flock, if held */
+	idb_memo_free(tx[i].memo);
 	memset(&tx[i], 0, sizeof(tx[i]));
 }
 
@@ -330,6 +335,55 @@ run(sqlite3 *db, const char *sql)
 	return rc == SQLITE_DONE ? IDB_OK : IDB_E_DB;
 }
 
+/*
+ * A tracked handle: its database has the data generation (sql/org/0011),
+ * which triggers move on with every change to a table the memo holds
+ * values of (lib/store/memo.h).
+ */
+static const char sql_generation[] = "SELECT n FROM data_generation WHERE id = 1";
+
+enum idb_err
+idb_db_track(sqlite3 *db)
+{
+	int i = tx_slot(db, 1);
+	sqlite3_stmt *st = NULL;
+
+	if (i < 0)
+		return IDB_E_TOOBIG;
+	/* A database without the table (not yet migrated) is not tracked. */
+	if (idb_db_cached(db, sql_generation, &st) != IDB_OK)
+		return IDB_E_SCHEMA_BEHIND;
+	idb_db_done(st);
+	tx[i].tracked = 1;
+	return IDB_OK;
+}
+
+enum idb_err
+idb_db_generation(sqlite3 *db, long long *gen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*gen = 0;
+	if (idb_db_cached(db, sql_generation, &st) != IDB_OK)
+		return IDB_E_DB;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*gen = sqlite3_column_int64(st, 0);
+	idb_db_done(st);
+	return rc == SQLITE_ROW ? IDB_OK : IDB_E_DB;
+}
+
+struct idb_memo **
+idb_db_memo(sqlite3 *db, unsigned long *snap)
+{
+	int i = tx_slot(db, 0);
+
+	if (i < 0 || !tx[i].tracked || !tx[i].reading || tx[i].depth > 0 || sqlite3_get_autocommit(db))
+		return NULL;
+	*snap = tx[i].snap;
+	return &tx[i].memo;
+}
+
 int
 idb_db_queue_try_hold(sqlite3 *db)
 {
@@ -374,6 +428,7 @@ idb_db_read_begin(sqlite3 *db)
 	if (run(db, sql_begin) != IDB_OK)
 		return IDB_E_DB;
 	tx[i].reading = 1;
+	tx[i].snap++;
 	return IDB_OK;
 }
 

@@ -56,6 +56,17 @@ enum idb_err idb_db_cached(sqlite3 *, const char *sql, sqlite3_stmt **out);
 void idb_db_done(sqlite3_stmt *);
 /* idb_db_cached for SQL text built at run time (equal text, one statement). */
 enum idb_err idb_db_cached_text(sqlite3 *, const char *sql, sqlite3_stmt **out);
+/*
+ * Marks db as an org database with the data generation (sql/org/0011),
+ * whose read transactions may use the memo (lib/store/memo.h);
+ * IDB_E_SCHEMA_BEHIND without it.
+ */
+enum idb_err idb_db_track(sqlite3 *);
+/* The data generation as the current transaction (or statement) sees it. */
+enum idb_err idb_db_generation(sqlite3 *, long long *gen);
+/* The memo of a tracked handle inside a read transaction (whose number goes in *snap); NULL otherwise. */
+struct idb_memo;
+struct idb_memo **idb_db_memo(sqlite3 *, unsigned long *snap);
 /* Drops the transaction state (and cached statements) of a handle. */
 void idb_db_forget(sqlite3 *);
 /* Copies a text column into dst (at most size-1 bytes, NUL-terminated; "" for NULL). */

@@ -324,6 +324,11 @@ idb_org_open(const struct idb_conf *c, const char *org_id, const struct idb_org_
 		idb_db_close(*out);
 		*out = NULL;
 	}
+	/* At the latest schema, every handle keeps the data generation (lib/store/memo.h). */
+	if (e == IDB_OK && (e = idb_db_track(*out)) != IDB_OK) {
+		idb_db_close(*out);
+		*out = NULL;
+	}
 	return (flags & IDB_DB_CREATE) ? IDB_OK : e;
 }
 
@@ -431,6 +436,9 @@ idb_org_open_keys(const struct idb_conf *c, sqlite3 *reg, const struct idb_maste
 	}
 	if (e != IDB_OK ||
 	    (e = idb_reg_org_key_at(reg, m, org_id, "field", k->field_version, k->field)) != IDB_OK)
+		goto fail;
+	/* At the latest schema, every handle keeps the data generation (lib/store/memo.h). */
+	if (check == IDB_OK && (e = idb_db_track(*out)) != IDB_OK)
 		goto fail;
 	return check;
 fail:

@@ -1515,6 +1515,96 @@ racer(const struct sess *s, int start_fd, const char *path, const char *body)
 	_exit(code);
 }
 
+/*
+ * 2 x WORKERS readers at once (so that every worker answers some), each
+ * reading sub 5 times as s: 0 if every answer had status and, for 200, the
+ * string field equal to want; else fails naming how many readers did not.
+ */
+static void
+all_read(const struct sess *s, const char *sub, long status, const char *field, const char *want)
+{
+	pid_t pid[2 * WORKERS];
+	int k, st, bad = 0;
+
+	fflush(NULL);
+	for (k = 0; k < 2 * WORKERS; k++) {
+		if ((pid[k] = fork()) == 0) {
+			struct hdrs x;
+			struct h_resp r;
+			const cJSON *v;
+			cJSON *j;
+			int i, ok = 1;
+
+			hdrs_with(&x, s->ip, F("immidb_session=%s", s->token), NULL, NULL);
+			for (i = 0; i < 5 && ok; i++) {
+				if (h_http(&env, "GET", F("/api/v1/orgs/%s%s", s->slug, sub), x.h, NULL, 0, &r) != 0)
+					_exit(3);
+				ok = r.status == status;
+				if (ok && status == 200 && field != NULL) {
+					j = cJSON_Parse(r.body);
+					v = j != NULL ? cJSON_GetObjectItemCaseSensitive(j, field) : NULL;
+					ok = cJSON_IsString(v) && strcmp(v->valuestring, want) == 0;
+					cJSON_Delete(j);
+				}
+				h_resp_free(&r);
+			}
+			_exit(ok ? 0 : 1);
+		}
+		assert_true(pid[k] > 0);
+	}
+	for (k = 0; k < 2 * WORKERS; k++) {
+		assert_int_equal(waitpid(pid[k], &st, 0), pid[k]);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			bad++;
+	}
+	if (bad)
+		fail_msg("%d of %d readers of %s got another answer than %ld %s", bad, 2 * WORKERS, sub, status,
+		         want ? want : "");
+}
+
+/*
+ * Workers keep what requests read between requests (lib/store/memo.h):
+ * every worker must see each change at once, whoever made it. Each step
+ * first has every worker read (and keep) the current state.
+ */
+static void
+every_worker_reads_each_change_at_once(void **state)
+{
+	char id[ID_LEN], sub[ID_LEN + 16];
+	struct sess a, m;
+	sqlite3 *db;
+
+	(void)state;
+	org_with("dt-memo", "198.18.1.30", &a, &m, NULL);
+	create(&a, "clients", "{\"family_name\":\"Memo\",\"given_name\":\"First\"}", id);
+	snprintf(sub, sizeof(sub), "/clients/%s", id);
+	all_read(&m, sub, 200, "given_name", "First");
+	/* Changed through the API (by whichever worker takes the PATCH). */
+	cJSON_Delete(sok(&a, "PATCH", sub, "{\"version\":1,\"given_name\":\"Second\"}", 200));
+	all_read(&m, sub, 200, "given_name", "Second");
+	/* Changed outside the server altogether: SQL on the file. */
+	db = org_db("dt-memo");
+	assert_int_equal(q_exec(db, "UPDATE clients SET given_name = ?2 WHERE id = ?1", id, "Third", NULL, 0), SQLITE_DONE);
+	all_read(&m, sub, 200, "given_name", "Third");
+	/* Deleted: gone everywhere. */
+	assert_null(sok(&a, "DELETE", sub, NULL, 204));
+	all_read(&m, sub, 404, NULL, NULL);
+	/* The member's role changed by hand to readonly: writes refused, reads fine. */
+	all_read(&m, "/clients?limit=1", 200, NULL, NULL);
+	assert_int_equal(q_exec(db, "UPDATE users SET role = 'readonly' WHERE email = ?1", m.email, NULL, NULL, 0),
+	                 SQLITE_DONE);
+	serr(&m, "POST", "/clients", "{\"family_name\":\"No\",\"given_name\":\"Way\"}", 403, "forbidden");
+	/* Disabled by hand: no request of theirs goes through any more. */
+	assert_int_equal(q_exec(db, "UPDATE users SET disabled = 1 WHERE email = ?1", m.email, NULL, NULL, 0),
+	                 SQLITE_DONE);
+	all_read(&m, "/clients?limit=1", 401, NULL, NULL);
+	/* A logout ends the session on every worker. */
+	all_read(&a, "/session", 200, NULL, NULL);
+	assert_null(sok(&a, "DELETE", "/session", NULL, 204));
+	all_read(&a, "/session", 401, NULL, NULL);
+	sqlite3_close(db);
+}
+
 static void
 concurrent_patches_of_one_record_never_both_succeed(void **state)
 {
@@ -3411,6 +3501,7 @@ main(void)
 	    T(several_bad_fields_give_one_message_each_and_bad_bodies_are_400),
 	    T(patch_with_a_stale_version_is_409_and_writes_nothing),
 	    T(concurrent_patches_of_one_record_never_both_succeed),
+	    T(every_worker_reads_each_change_at_once),
 	    T(a_planned_patch_writes_nothing_if_its_snapshot_changed_before_the_commit),
 	    T(a_patch_too_big_for_a_slot_goes_alone),
 	    T(an_org_database_that_does_not_open_answers_503_until_it_does),
