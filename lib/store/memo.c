@@ -102,7 +102,7 @@ find(struct idb_memo *m, int kind, const void *key, size_t klen)
 	for (i = 0; i < IDB_MEMO_ENTRIES; i++) {
 		struct entry *e = &m->e[i];
 
-		if (e->val != NULL && e->kind == kind && e->klen == klen && memcmp(e->key, key, klen) == 0)
+		if (e->val != NULL && e->kind == kind && e->klen == klen && (klen == 0 || memcmp(e->key, key, klen) == 0))
 			return e;
 	}
 	return NULL;
