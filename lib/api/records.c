@@ -13,7 +13,6 @@
 #include "core/buf.h"
 #include "crypto/field.h"
 #include "store/db.h"
-#include "store/memo.h"
 #include "store/plan.h"
 #include "valid/valid.h"
 
@@ -487,27 +486,7 @@ load(const struct idb_rec_env *env, const struct idb_resource *r, const char *id
 enum idb_err
 idb_rec_get(const struct idb_rec_env *env, const struct idb_resource *r, const char *id, cJSON **out)
 {
-	char key[IDB_MEMO_KEY_MAX];
-	const char *m;
-	char *text;
-	size_t n, kl = strlen(r->name) + 1 + strlen(id);
-	enum idb_err e;
-
-	/* Memo key: table/id; the value, the record's JSON text. */
-	if (kl > sizeof(key) || !idb_id_valid(id, r->id_prefix))
-		return load(env, r, id, out, NULL);
-	memcpy(key, r->name, strlen(r->name));
-	key[strlen(r->name)] = '/';
-	memcpy(key + strlen(r->name) + 1, id, strlen(id));
-	if ((m = idb_memo_get(env->db, IDB_MEMO_RECORD, key, kl, &n)) != NULL &&
-	    (*out = cJSON_ParseWithLength(m, n)) != NULL)
-		return IDB_OK;
-	if ((e = load(env, r, id, out, NULL)) == IDB_OK && (text = cJSON_PrintUnformatted(*out)) != NULL) {
-		idb_memo_put(env->db, IDB_MEMO_RECORD, key, kl, text, strlen(text));
-		sodium_memzero(text, strlen(text));
-		cJSON_free(text);
-	}
-	return e;
+	return load(env, r, id, out, NULL);
 }
 
 /* ---- the search index ----------------------------------------------------- */

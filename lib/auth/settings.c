@@ -15,6 +15,26 @@ static const char sql_save[] =
     " notify_sysadmin_access = ?, notify_updates = ?, integration_google = ?, integration_microsoft = ?,"
     " updated_at = ?, version = version + 1 WHERE id = 1 AND version = ?";
 
+/* Copies the settings without the unused tails of the allow-list's text and ranges (most of the struct). */
+static void
+copy_used(struct idb_settings *dst, const struct idb_settings *src)
+{
+	size_t n = strlen(src->ip_allowlist);
+
+	memcpy(dst->name, src->name, strlen(src->name) + 1);
+	dst->require_mfa = src->require_mfa;
+	memcpy(dst->ip_allowlist, src->ip_allowlist, n + 1);
+	dst->ips.n = src->ips.n;
+	if (src->ips.n > 0)
+		memcpy(dst->ips.v, src->ips.v, src->ips.n * sizeof(src->ips.v[0]));
+	dst->idle_minutes = src->idle_minutes;
+	dst->notify_sysadmin_access = src->notify_sysadmin_access;
+	memcpy(dst->notify_updates, src->notify_updates, sizeof(dst->notify_updates));
+	dst->google = src->google;
+	dst->microsoft = src->microsoft;
+	dst->version = src->version;
+}
+
 enum idb_err
 idb_settings_load(sqlite3 *db, struct idb_settings *s)
 {
@@ -25,7 +45,7 @@ idb_settings_load(sqlite3 *db, struct idb_settings *s)
 	int rc;
 
 	if ((m = idb_memo_get(db, IDB_MEMO_SETTINGS, NULL, 0, &n)) != NULL && n == sizeof(*s)) {
-		memcpy(s, m, n);
+		copy_used(s, m);
 		return IDB_OK;
 	}
 	if (idb_db_cached(db, sql_load, &st) != IDB_OK)

@@ -12,6 +12,7 @@
 #define IDB_IDLE_MAX 1440
 #define IDB_ALLOWLIST_TEXT_MAX (IDB_CIDR_MAX * (IDB_CIDR_TEXT_MAX + 2))
 
+/* A field added here must also be copied by copy_used in settings.c (the memo's copy). */
 struct idb_settings {
 	char name[801];
 	int require_mfa;
