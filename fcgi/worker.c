@@ -259,7 +259,7 @@ idb_worker_run(const struct idb_conf *conf, const struct idb_master *m, int list
 	socklen_t sa_len = sizeof(sa_listen);
 	unsigned long long seq = 0;
 	enum idb_err e;
-	int rc, local, ep, n, free_i, oldest, i;
+	int rc, local, ep, i, n, free_i, oldest;
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	memset(&sa, 0, sizeof(sa));

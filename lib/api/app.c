@@ -579,20 +579,15 @@ idb_app_complete(struct idb_app *a, struct idb_ctx *x, enum idb_complete how)
 	struct idb_org_handle *oh = x->oh;
 	sqlite3 *db = NULL;
 
-	if (how == IDB_COMPLETE_LOOK) {
-		if (!idb_logq_poll(NULL, x->org.id, &x->wait))
-			return 0;
-		x->waiting = 0;
-		answer(x, settled_answer(x, x->waiting_e, x->wait.r, x->wait.res));
-		return 1;
+	/* A handle of the org to lead with (none: only look): the one the
+	 * request used, if the cache still holds it for this org, else the
+	 * cache's current one. */
+	if (how != IDB_COMPLETE_LOOK) {
+		if (oh != NULL && oh->db == x->waiting_db && strcmp(oh->org_id, x->org.id) == 0)
+			db = oh->db;
+		else if (idb_cache_get(&a->cache, a->conf, a->reg, a->master, x->org.id, &oh) == IDB_OK)
+			db = oh->db;
 	}
-
-	/* A handle of the org to lead with: the one the request used, if the
-	 * cache still holds it for this org, else the cache's current one. */
-	if (oh != NULL && oh->db == x->waiting_db && strcmp(oh->org_id, x->org.id) == 0)
-		db = oh->db;
-	else if (idb_cache_get(&a->cache, a->conf, a->reg, a->master, x->org.id, &oh) == IDB_OK)
-		db = oh->db;
 	if (how == IDB_COMPLETE_WAIT)
 		idb_logq_wait(db, x->org.id, &x->wait);
 	else if (!idb_logq_poll(db, x->org.id, &x->wait))

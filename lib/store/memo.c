@@ -16,9 +16,8 @@ struct entry {
 };
 
 struct idb_memo {
-	unsigned long snap; /* the read transaction whose generation was checked (0: none) */
-	long long gen;
-	int have_gen;
+	unsigned long snap; /* the read transaction whose generation was checked (0: none yet) */
+	long long gen;      /* valid once snap is not 0 */
 	int changes; /* sqlite3_total_changes when the generation was read */
 	unsigned next; /* the entry replaced next when all are taken */
 	struct entry e[IDB_MEMO_ENTRIES];
@@ -85,10 +84,9 @@ ready(sqlite3 *db)
 		return sqlite3_total_changes(db) == m->changes ? m : NULL;
 	if (idb_db_generation(db, &gen) != IDB_OK)
 		return NULL;
-	if (!m->have_gen || m->gen != gen)
+	if (m->snap == 0 || m->gen != gen)
 		empty(m);
 	m->gen = gen;
-	m->have_gen = 1;
 	m->snap = snap;
 	m->changes = sqlite3_total_changes(db);
 	return m;

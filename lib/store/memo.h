@@ -7,9 +7,9 @@
  * and decrypts the same unchanged pages again.
  *
  * Exact, not a cache with a lifetime: values are kept per handle under the
- * org's data generation (sql/org/0011), which every transaction that
- * changes anything but the access log moves on (lib/store/db.h,
- * idb_db_track). A value is taken or kept only inside a read transaction
+ * org's data generation (sql/org/0011), which triggers move on with every
+ * row written to a table the memo keeps values of, whoever writes it (the
+ * access log is not one). A value is taken or kept only inside a read transaction
  * of a tracked handle, and only once that transaction has read the
  * generation: the first call in each read transaction reads it, and a
  * generation other than the one the memo holds empties the memo. So a

@@ -144,6 +144,51 @@ a_value_comes_back_only_while_the_generation_is_unchanged(void **state)
 	assert_string_equal(name, "Renamed Org");
 }
 
+/* A hit gives every field a read from the table gives (the memo copies only the parts in use). */
+static void
+a_settings_hit_equals_a_read_from_the_table(void **state)
+{
+	struct idb_settings *set = calloc(1, sizeof(*set)), *db = calloc(1, sizeof(*db)), *hit = calloc(1, sizeof(*hit));
+	unsigned long before;
+
+	(void)state;
+	assert_true(set != NULL && db != NULL && hit != NULL);
+	assert_int_equal(idb_settings_load(W.other, set), IDB_OK);
+	assert_int_equal(idb_settings_set_allowlist(set, "198.51.100.0/24, 2001:db8::/32, 203.0.113.9"), IDB_OK);
+	set->require_mfa = 1;
+	set->idle_minutes = 45;
+	set->notify_sysadmin_access = 1;
+	set->google = 1;
+	assert_int_equal(idb_settings_save(W.other, set), IDB_OK);
+
+	assert_int_equal(idb_settings_load(W.me, db), IDB_OK); /* outside a read transaction: from the table */
+	assert_int_equal(idb_db_read_begin(W.me), IDB_OK);
+	assert_int_equal(idb_settings_load(W.me, hit), IDB_OK); /* kept */
+	idb_db_read_end(W.me);
+	assert_int_equal(idb_db_read_begin(W.me), IDB_OK);
+	before = idb_memo_hits();
+	memset(hit, 0x5a, sizeof(*hit));
+	assert_int_equal(idb_settings_load(W.me, hit), IDB_OK);
+	assert_int_equal(idb_memo_hits(), before + 1);
+	idb_db_read_end(W.me);
+
+	assert_string_equal(hit->name, db->name);
+	assert_int_equal(hit->require_mfa, 1);
+	assert_string_equal(hit->ip_allowlist, db->ip_allowlist);
+	assert_int_equal(hit->ips.n, 3);
+	assert_int_equal(hit->ips.n, db->ips.n);
+	assert_memory_equal(hit->ips.v, db->ips.v, db->ips.n * sizeof(db->ips.v[0]));
+	assert_int_equal(hit->idle_minutes, 45);
+	assert_int_equal(hit->notify_sysadmin_access, db->notify_sysadmin_access);
+	assert_string_equal(hit->notify_updates, db->notify_updates);
+	assert_int_equal(hit->google, 1);
+	assert_int_equal(hit->microsoft, db->microsoft);
+	assert_int_equal(hit->version, db->version);
+	free(set);
+	free(db);
+	free(hit);
+}
+
 static void
 a_snapshot_begun_before_a_change_keeps_seeing_its_own_generation(void **state)
 {
@@ -299,6 +344,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_value_comes_back_only_while_the_generation_is_unchanged),
+		cmocka_unit_test(a_settings_hit_equals_a_read_from_the_table),
 		cmocka_unit_test(a_snapshot_begun_before_a_change_keeps_seeing_its_own_generation),
 		cmocka_unit_test(a_revoked_session_and_a_disabled_user_are_read_again),
 		cmocka_unit_test(the_memo_is_not_used_outside_a_read_transaction_nor_after_a_write_in_one),
