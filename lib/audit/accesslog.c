@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include "core/buf.h"
+#include "crypto/sha256.h"
 #include "store/db.h"
 
 static const char domain[] = "immidb-access-log-v1\n";
@@ -49,7 +50,7 @@ z(const char *s)
 }
 
 static void
-field(crypto_hash_sha256_state *st, const char *s)
+field(struct idb_sha256 *st, const char *s)
 {
 	unsigned char len[4];
 	size_t n = strlen(z(s));
@@ -58,20 +59,20 @@ field(crypto_hash_sha256_state *st, const char *s)
 	len[1] = (unsigned char)(n >> 16);
 	len[2] = (unsigned char)(n >> 8);
 	len[3] = (unsigned char)n;
-	crypto_hash_sha256_update(st, len, 4);
-	crypto_hash_sha256_update(st, (const unsigned char *)z(s), n);
+	idb_sha256_update(st, len, 4);
+	idb_sha256_update(st, z(s), n);
 }
 
 void
 idb_log_hash(const struct idb_log_entry *e, unsigned char out[32])
 {
-	crypto_hash_sha256_state st;
+	struct idb_sha256 st;
 	char seq[24];
 
 	snprintf(seq, sizeof(seq), "%lld", e->seq);
-	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_update(&st, (const unsigned char *)domain, sizeof(domain) - 1);
-	crypto_hash_sha256_update(&st, e->prev, 32);
+	idb_sha256_init(&st);
+	idb_sha256_update(&st, domain, sizeof(domain) - 1);
+	idb_sha256_update(&st, e->prev, 32);
 	field(&st, seq);
 	field(&st, e->at);
 	field(&st, e->actor_kind);
@@ -84,7 +85,7 @@ idb_log_hash(const struct idb_log_entry *e, unsigned char out[32])
 	field(&st, e->reason);
 	field(&st, e->outcome);
 	field(&st, e->detail);
-	crypto_hash_sha256_final(&st, out);
+	idb_sha256_final(&st, out);
 }
 
 enum idb_err

@@ -3,6 +3,7 @@
 #include "auth/auth.h"
 
 #include "audit/accesslog.h"
+#include "crypto/sha256.h"
 #include "outbox/outbox.h"
 #include "store/db.h"
 #include "store/memo.h"
@@ -48,7 +49,7 @@ idb_token_new(char out[IDB_TOKEN_LEN + 1])
 void
 idb_token_hash(const char *token, unsigned char out[32])
 {
-	crypto_hash_sha256(out, (const unsigned char *)token, strlen(token));
+	idb_sha256(token, strlen(token), out);
 }
 
 static enum idb_err

@@ -2,7 +2,7 @@
 /*
  * Unit tests of lib/crypto/key: the master key file (mode, format, refusals),
  * registry key derivation, wrapping of org keys with their associated data,
- * and the SQLCipher raw key string.
+ * the SQLCipher raw key string, and the SHA-256 of crypto/sha256.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "crypto/key.h"
+#include "crypto/sha256.h"
 #include "tmpdir.h"
 
 #define HEX64 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -458,6 +459,57 @@ key_spec_is_x_quote_64_lowercase_hex_quote(void **state)
 	assert_string_equal(spec, "x'a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf'");
 }
 
+static void
+hex_is(const unsigned char d[IDB_SHA256_LEN], const char *want)
+{
+	char got[2 * IDB_SHA256_LEN + 1];
+	size_t i;
+
+	for (i = 0; i < IDB_SHA256_LEN; i++)
+		snprintf(got + 2 * i, 3, "%02x", d[i]);
+	assert_string_equal(got, want);
+}
+
+/* FIPS 180-4's examples (one block, two blocks) and the empty message. */
+static void
+sha256_gives_the_standard_digests(void **state)
+{
+	static const char two[] = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	unsigned char d[IDB_SHA256_LEN];
+
+	(void)state;
+	idb_sha256("abc", 3, d);
+	hex_is(d, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	idb_sha256(two, sizeof(two) - 1, d);
+	hex_is(d, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	idb_sha256(NULL, 0, d);
+	hex_is(d, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+/* Any length, fed in any pieces, gives libsodium's digest: what was stored
+ * before (token hashes, the access log's chain) still matches. */
+static void
+sha256_in_pieces_equals_libsodium(void **state)
+{
+	unsigned char msg[700], a[IDB_SHA256_LEN], b[IDB_SHA256_LEN];
+	struct idb_sha256 s;
+	size_t n, at, step;
+
+	(void)state;
+	randombytes_buf(msg, sizeof(msg));
+	for (n = 0; n <= sizeof(msg); n += 7) {
+		crypto_hash_sha256(a, msg, n);
+		idb_sha256(msg, n, b);
+		assert_memory_equal(a, b, sizeof(a));
+		step = 1 + n % 67;
+		idb_sha256_init(&s);
+		for (at = 0; at < n; at += step)
+			idb_sha256_update(&s, msg + at, n - at < step ? n - at : step);
+		idb_sha256_final(&s, b);
+		assert_memory_equal(a, b, sizeof(a));
+	}
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -486,6 +538,8 @@ main(void)
 		T(unwrap_of_a_blob_with_any_flipped_byte_fails),
 		T(unwrap_of_a_blob_of_the_wrong_length_fails),
 		T(key_spec_is_x_quote_64_lowercase_hex_quote),
+		T(sha256_gives_the_standard_digests),
+		T(sha256_in_pieces_equals_libsodium),
 	};
 
 	if (sodium_init() < 0)
