@@ -105,7 +105,16 @@ sql_insert(struct idb_arena *a, const struct idb_resource *r)
 	return sql_finish(a, &b);
 }
 
-/* UPDATE of the columns present in the body. */
+/*
+ * UPDATE of the columns present in the body. OR FAIL: the statement changes
+ * one row (by rowid), and its constraints are checked before the row is
+ * written, so FAIL refuses exactly what ABORT would and leaves nothing to
+ * undo; under ABORT, SQLite keeps a statement journal for a table with
+ * triggers (0011's data generation), and SQLCipher encrypts every page the
+ * UPDATE touches into it, inside the group commit's lock. A reference
+ * column that changes still brings a foreign-key check, which may abort
+ * whatever the clause says (cases, notes, credentials, events).
+ */
 static const char *
 sql_update(struct idb_arena *a, const struct idb_resource *r, const struct rv *v)
 {
@@ -113,7 +122,7 @@ sql_update(struct idb_arena *a, const struct idb_resource *r, const struct rv *v
 	size_t i;
 
 	idb_buf_init(&b, SQL_MAX);
-	idb_buf_addstr(&b, "UPDATE ");
+	idb_buf_addstr(&b, "UPDATE OR FAIL ");
 	idb_buf_addstr(&b, r->name);
 	idb_buf_addstr(&b, " SET version = version + 1, updated_at = ?, updated_by = ?");
 	for (i = 0; i < r->ncols; i++) {
