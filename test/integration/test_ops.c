@@ -6,7 +6,7 @@
  * the orgs that asked to hear before), and migrate: a dry run that changes
  * nothing, a backup taken first, one transaction per file and a stop at the
  * first failure (with immidb-admin-migtest, whose org migrations are the real
- * ones plus test/migrations/org: 0012 applies, 0013 fails at its third
+ * ones plus test/migrations/org: 0013 applies, 0014 fails at its third
  * statement), schema.migrate entries, the server refusing an org that is
  * ahead, the refusal of a changed checksum, and update_done to the orgs that
  * asked to hear after.
@@ -93,8 +93,8 @@ real_latest(void)
 {
 	int v = idb_mig_latest(&idb_mig_org);
 
-	if (v != 11)
-		fail_msg("the product's org migrations end at %d: renumber test/migrations/org (0012, 0013) to follow them",
+	if (v != 12)
+		fail_msg("the product's org migrations end at %d: renumber test/migrations/org (0013, 0014) to follow them",
 		         v);
 	return v;
 }
@@ -506,8 +506,8 @@ migrate_dry_run_lists_pending_files_and_applies_nothing(void **state)
 	rows = org_count("dry", "SELECT count(*) FROM schema_migrations");
 
 	assert_int_equal(MIGTEST_RUN("migrate", "--dry-run"), 0);
-	assert_non_null(strstr(out, "dry: pending 0012_test_applies.sql"));
-	assert_non_null(strstr(out, "dry: pending 0013_test_fails.sql"));
+	assert_non_null(strstr(out, "dry: pending 0013_test_applies.sql"));
+	assert_non_null(strstr(out, "dry: pending 0014_test_fails.sql"));
 	assert_null(strstr(out, "applying"));
 	assert_null(strstr(out, "registry: pending"));
 	assert_null(strstr(out, "backup"));
@@ -540,15 +540,15 @@ migrate_backs_up_first_and_stops_at_the_failing_file(void **state)
 	cJSON_Delete(sok(&a, "GET", "/session", NULL, 200)); /* a worker has the org open */
 
 	assert_int_equal(MIGTEST_RUN("migrate"), 1);
-	assert_non_null(strstr(err, "0013_test_fails.sql"));
+	assert_non_null(strstr(err, "0014_test_fails.sql"));
 	assert_non_null(strstr(err, "migrate mig"));
-	assert_non_null(strstr(out, "mig: applying 0012_test_applies.sql"));
+	assert_non_null(strstr(out, "mig: applying 0013_test_applies.sql"));
 
-	/* 0012 applied and stays; 0013's first statements were undone with it. */
+	/* 0013 applied and stays; 0014's first statements were undone with it. */
 	assert_int_equal(org_version("mig"), latest + 1);
-	assert_int_equal(org_count("mig", "SELECT count(*) FROM schema_migrations WHERE version = 13"), 0);
+	assert_int_equal(org_count("mig", "SELECT count(*) FROM schema_migrations WHERE version = 14"), 0);
 	assert_int_equal(has_table("mig", "test_migration_applied"), 1);
-	assert_int_equal(org_count("mig", "SELECT count(*) FROM test_migration_applied WHERE note = '0012 applied'"), 1);
+	assert_int_equal(org_count("mig", "SELECT count(*) FROM test_migration_applied WHERE note = '0013 applied'"), 1);
 	assert_int_equal(has_table("mig", "test_migration_half"), 0);
 
 	/* The backup taken first: at the version before, and it verifies. */
@@ -583,7 +583,7 @@ migrate_backs_up_first_and_stops_at_the_failing_file(void **state)
 	                 1);
 	org_text("mig", "SELECT detail FROM access_log WHERE action = 'schema.migrate'", det, sizeof(det));
 	assert_non_null(strstr(det, F("%d to %d", latest, latest + 1)));
-	assert_non_null(strstr(det, "0013_test_fails.sql"));
+	assert_non_null(strstr(det, "0014_test_fails.sql"));
 
 	/* The update is not done: nobody is told so. */
 	assert_int_equal(notices_in_db("mig", "update_done"), 0);
