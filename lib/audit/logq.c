@@ -296,6 +296,51 @@ now_ns(void)
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/*
+ * The last failed try of each org handle's queue (by handle): the epoch
+ * before it and when. A logged read made two to three failing flock calls,
+ * one per look while another worker led; now a look that could only fail
+ * the same way costs an atomic load and the clock (see logq.h).
+ */
+static struct {
+	const sqlite3 *db;
+	unsigned epoch;
+	long long at;
+} busy[IDB_LOGQ_PER_WORKER];
+static unsigned busy_next;
+static unsigned long tries;
+
+/* idb_db_queue_try_hold, unless the last try of db's queue failed and nothing says it would not now. */
+static int
+try_hold(sqlite3 *db)
+{
+	unsigned ep = __atomic_load_n(&tab->epoch, __ATOMIC_SEQ_CST), i;
+	long long now = now_ns();
+	int h;
+
+	for (i = 0; i < IDB_LOGQ_PER_WORKER && busy[i].db != db; i++)
+		;
+	if (i < IDB_LOGQ_PER_WORKER && busy[i].epoch == ep && now - busy[i].at < IDB_LOGQ_RETRY_NS)
+		return 0;
+	tries++;
+	h = idb_db_queue_try_hold(db);
+	if (h == 0) {
+		if (i == IDB_LOGQ_PER_WORKER)
+			i = busy_next++ % IDB_LOGQ_PER_WORKER;
+		busy[i].db = db;
+		busy[i].epoch = ep; /* read before the try: a release after it moved the epoch */
+		busy[i].at = now;
+	} else if (i < IDB_LOGQ_PER_WORKER)
+		busy[i].db = NULL;
+	return h;
+}
+
+unsigned long
+idb_logq_tries(void)
+{
+	return tries;
+}
+
 /* Withdraws the pending entry of ticket (1), unless a leader has claimed it (0): it is failed, and no leader takes it. */
 static int
 withdraw(struct slot *s, unsigned long ticket)
@@ -369,7 +414,7 @@ idb_logq_submit(sqlite3 *db, const char *org_id, struct idb_log_entry *e, const 
 
 	w->slot = -1;
 	w->r = w->res = IDB_OK;
-	if (mine < 0 || (h = idb_db_queue_try_hold(db)) < 0) {
+	if (mine < 0 || (h = try_hold(db)) < 0) {
 		w->r = alone(db, e, plan, plan_len, &w->res); /* no shared slots, or no queue on this handle */
 		return 1;
 	}
@@ -417,7 +462,7 @@ idb_logq_poll(sqlite3 *db, const char *org_id, struct idb_logq_wait *w)
 {
 	if (w->slot < 0 || check(w))
 		return 1;
-	if (db != NULL && idb_db_queue_try_hold(db) == 1) {
+	if (db != NULL && try_hold(db) == 1) {
 		w->r = lead_held(db, org_id, &slots[w->slot], w->ticket, &w->res);
 		let_go(w);
 		return 1;

@@ -63,5 +63,15 @@ int idb_logq_submit(sqlite3 *db, const char *org_id, struct idb_log_entry *e, co
                     struct idb_logq_wait *w);
 int idb_logq_poll(sqlite3 *db, const char *org_id, struct idb_logq_wait *w);
 void idb_logq_wait(sqlite3 *db, const char *org_id, struct idb_logq_wait *w);
+/*
+ * A try of an org's queue that failed is not made again while no worker
+ * has let go of a queue since (the epoch) and IDB_LOGQ_RETRY_NS has not
+ * passed: it would fail the same way. A queue held by a process outside the
+ * pool (immidb-admin), or let go by a killed worker, moves no epoch, so the
+ * try is made again after that time.
+ */
+#define IDB_LOGQ_RETRY_NS (1000 * 1000)
+/* For the tests: the tries of a queue made by this process's logq calls. */
+unsigned long idb_logq_tries(void);
 
 #endif

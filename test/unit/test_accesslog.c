@@ -24,6 +24,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -770,6 +771,21 @@ queued_org(const char *name, char *path, size_t size, unsigned char key[IDB_KEY_
 }
 
 /*
+ * Lets go of a queue held as by a process outside the pool (immidb-admin):
+ * that moves no epoch, so the workers try it again only once
+ * IDB_LOGQ_RETRY_NS has passed since their last failed try.
+ */
+static void
+outside_lets_go(int fd)
+{
+	struct timespec t = {0, 2 * IDB_LOGQ_RETRY_NS};
+
+	assert_int_equal(flock(fd, LOCK_UN), 0);
+	close(fd);
+	nanosleep(&t, NULL);
+}
+
+/*
  * A worker's requests in hand each wait on a slot of their own. One that
  * a leader has settled keeps its slot until the request has read its
  * result: a request submitted meanwhile takes another slot, so the first
@@ -796,8 +812,7 @@ a_settled_slot_is_not_taken_again_before_its_request_read_it(void **state)
 	assert_int_equal(submit(db, &w2), 0);
 	assert_int_not_equal(w1.slot, w2.slot);
 	assert_int_equal(idb_logq_poll(db, "o_q", &w1) + idb_logq_poll(db, "o_q", &w2), 0);
-	assert_int_equal(flock(fd, LOCK_UN), 0);
-	close(fd);
+	outside_lets_go(fd);
 	/* The second leads both; the first has not looked yet. */
 	assert_int_equal(idb_logq_poll(db, "o_q", &w2), 1);
 	assert_int_equal(w2.r, IDB_OK);
@@ -815,6 +830,65 @@ a_settled_slot_is_not_taken_again_before_its_request_read_it(void **state)
 	assert_true(ok);
 	assert_int_equal(size, 3);
 	idb_db_close(db);
+}
+
+static long long
+mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/*
+ * A look at a queue that failed is not made again (no flock call) while no
+ * worker has let go of a queue since and IDB_LOGQ_RETRY_NS has not passed;
+ * a queue let go by a worker (here, another org's handle in this process)
+ * brings the next look at once, and one let go outside the pool is found
+ * after that time. The entry is then carried as before.
+ */
+static void
+a_failed_look_at_a_queue_waits_for_a_release_or_the_retry_time(void **state)
+{
+	struct idb_logq_wait w;
+	unsigned char key[IDB_KEY_LEN];
+	char path[300], path2[300];
+	sqlite3 *db, *db2, *keep = W.db;
+	unsigned long t0, t1;
+	long long start, spent;
+	int fd, i, polls = 50;
+
+	(void)state;
+	db = queued_org("q5.db", path, sizeof(path), key);
+	db2 = queued_org("q6.db", path2, sizeof(path2), key);
+	assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	t0 = idb_logq_tries();
+	assert_int_equal(submit(db, &w), 0);
+	assert_int_equal(idb_logq_tries(), t0 + 1);
+	start = mono_ns();
+	for (i = 0; i < polls; i++)
+		assert_int_equal(idb_logq_poll(db, "o_q", &w), 0);
+	spent = mono_ns() - start;
+	t1 = idb_logq_tries();
+	/* One more try per retry time the loop took (none, unless this machine stalled). */
+	assert_true(t1 - (t0 + 1) <= (unsigned long)(spent / IDB_LOGQ_RETRY_NS));
+	/* A worker lets go of a queue: the next look tries again (and fails: fd still holds it). */
+	assert_int_equal(idb_db_queue_try_hold(db2), 1);
+	idb_db_queue_release(db2);
+	assert_int_equal(idb_logq_poll(db, "o_q", &w), 0);
+	assert_int_equal(idb_logq_tries(), t1 + 1);
+	/* Let go outside the pool: found after the retry time, and the entry goes through. */
+	outside_lets_go(fd);
+	assert_int_equal(idb_logq_poll(db, "o_q", &w), 1);
+	assert_int_equal(w.r, IDB_OK);
+	W.db = db; /* count() reads W.db */
+	assert_int_equal(count("SELECT count(*) FROM access_log"), 1);
+	W.db = keep;
+	idb_db_close(db2);
+	idb_db_close(db);
+	(void)path2;
 }
 
 /*
@@ -958,8 +1032,7 @@ a_plan_that_changed_nothing_does_not_fail_the_batch_for_what_fts_flushed(void **
 	assert_int_equal(flock(fd, LOCK_EX), 0);
 	assert_int_equal(submit_plan(db, &wa, &pa), 0);
 	assert_int_equal(submit_plan(db, &wb, &pb), 0);
-	assert_int_equal(flock(fd, LOCK_UN), 0);
-	close(fd);
+	outside_lets_go(fd);
 	assert_int_equal(idb_logq_poll(db, "o_q", &wa), 1);
 	assert_int_equal(idb_logq_poll(db, "o_q", &wb), 1);
 	assert_int_equal(wa.r, IDB_OK);
@@ -1032,6 +1105,7 @@ main(void)
 		cmocka_unit_test(checks_migration_refuses_an_unexpected_text_and_changes_nothing),
 		cmocka_unit_test(a_settled_slot_is_not_taken_again_before_its_request_read_it),
 		cmocka_unit_test(an_entry_whose_leader_could_not_begin_is_never_written_later),
+		cmocka_unit_test(a_failed_look_at_a_queue_waits_for_a_release_or_the_retry_time),
 		cmocka_unit_test(a_plan_that_changed_nothing_does_not_fail_the_batch_for_what_fts_flushed),
 		cmocka_unit_test(a_failed_plan_says_whether_it_wrote),
 	};
