@@ -320,8 +320,12 @@ try_hold(sqlite3 *db)
 
 	for (i = 0; i < IDB_LOGQ_PER_WORKER && busy[i].db != db; i++)
 		;
-	if (i < IDB_LOGQ_PER_WORKER && busy[i].epoch == ep && now - busy[i].at < IDB_LOGQ_RETRY_NS)
+	if (i < IDB_LOGQ_PER_WORKER && busy[i].epoch == ep && now - busy[i].at < IDB_LOGQ_RETRY_NS) {
+		/* As a failed try does: a request in hand keeps no snapshot, or the
+		 * next request on this handle would read in it (a no-op read_begin). */
+		idb_db_read_end(db);
 		return 0;
+	}
 	tries++;
 	h = idb_db_queue_try_hold(db);
 	if (h == 0) {

@@ -868,8 +868,14 @@ a_failed_look_at_a_queue_waits_for_a_release_or_the_retry_time(void **state)
 	assert_int_equal(submit(db, &w), 0);
 	assert_int_equal(idb_logq_tries(), t0 + 1);
 	start = mono_ns();
-	for (i = 0; i < polls; i++)
+	for (i = 0; i < polls; i++) {
+		/* A look not made still ends the handle's read transaction, as a try does:
+		 * a request in hand must not keep a snapshot that the next one would read in. */
+		assert_int_equal(idb_db_read_begin(db), IDB_OK);
+		assert_int_equal(sqlite3_get_autocommit(db), 0);
 		assert_int_equal(idb_logq_poll(db, "o_q", &w), 0);
+		assert_int_equal(sqlite3_get_autocommit(db), 1);
+	}
 	spent = mono_ns() - start;
 	t1 = idb_logq_tries();
 	/* One more try per retry time the loop took (none, unless this machine stalled). */
