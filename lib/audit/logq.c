@@ -318,14 +318,14 @@ try_hold(sqlite3 *db)
 	long long now = now_ns();
 	int h;
 
+	/* Whether tried or not, as idb_db_queue_try_hold does: a request in hand
+	 * keeps no snapshot, or the next request on this handle would read in it
+	 * (idb_db_read_begin is a no-op inside one). */
+	idb_db_read_end(db);
 	for (i = 0; i < IDB_LOGQ_PER_WORKER && busy[i].db != db; i++)
 		;
-	if (i < IDB_LOGQ_PER_WORKER && busy[i].epoch == ep && now - busy[i].at < IDB_LOGQ_RETRY_NS) {
-		/* As a failed try does: a request in hand keeps no snapshot, or the
-		 * next request on this handle would read in it (a no-op read_begin). */
-		idb_db_read_end(db);
+	if (i < IDB_LOGQ_PER_WORKER && busy[i].epoch == ep && now - busy[i].at < IDB_LOGQ_RETRY_NS)
 		return 0;
-	}
 	tries++;
 	h = idb_db_queue_try_hold(db);
 	if (h == 0) {

@@ -894,7 +894,6 @@ a_failed_look_at_a_queue_waits_for_a_release_or_the_retry_time(void **state)
 	W.db = keep;
 	idb_db_close(db2);
 	idb_db_close(db);
-	(void)path2;
 }
 
 /*

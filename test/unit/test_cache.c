@@ -53,24 +53,10 @@ make_org(const char *slug, const char *name, struct idb_org *o)
 static int
 group_setup(void **state)
 {
-	char err[512] = "";
-
 	(void)state;
 	if (sodium_init() < 0)
 		return -1;
-	memcpy(W.dir, "/tmp/idb-cache.XXXXXX", sizeof("/tmp/idb-cache.XXXXXX"));
-	if (mkdtemp(W.dir) == NULL)
-		return -1;
-	idb_conf_defaults(&W.conf);
-	/* The data folder itself is created by idb_reg_init. */
-	snprintf(W.conf.data_dir, sizeof(W.conf.data_dir), "%s/data", W.dir);
-	snprintf(W.conf.master_key_file, sizeof(W.conf.master_key_file), "%s/data/master.key", W.dir);
-	if (idb_reg_init(&W.conf, err, sizeof(err)) != IDB_OK) {
-		fprintf(stderr, "idb_reg_init: %s\n", err);
-		return -1;
-	}
-	if (idb_key_master_load(W.conf.master_key_file, &W.master) != IDB_OK ||
-	    idb_reg_open(&W.conf, W.master, 0, &W.reg) != IDB_OK)
+	if (data_dir_setup("/tmp/idb-cache.XXXXXX", W.dir, &W.conf, &W.master, &W.reg) != 0)
 		return -1;
 	make_org("org-a", "Org A", &W.a);
 	make_org("org-b", "Org B", &W.b);

@@ -60,15 +60,7 @@ group_setup(void **state)
 	(void)state;
 	if (sodium_init() < 0)
 		return -1;
-	memcpy(W.dir, "/tmp/idb-memo.XXXXXX", sizeof("/tmp/idb-memo.XXXXXX"));
-	if (mkdtemp(W.dir) == NULL)
-		return -1;
-	idb_conf_defaults(&W.conf);
-	snprintf(W.conf.data_dir, sizeof(W.conf.data_dir), "%s/data", W.dir);
-	snprintf(W.conf.master_key_file, sizeof(W.conf.master_key_file), "%s/data/master.key", W.dir);
-	if (idb_reg_init(&W.conf, err, sizeof(err)) != IDB_OK ||
-	    idb_key_master_load(W.conf.master_key_file, &W.master) != IDB_OK ||
-	    idb_reg_open(&W.conf, W.master, 0, &W.reg) != IDB_OK ||
+	if (data_dir_setup("/tmp/idb-memo.XXXXXX", W.dir, &W.conf, &W.master, &W.reg) != 0 ||
 	    idb_reg_org_create(&W.conf, W.reg, W.master, "memo", "Memo Org", &W.org, err, sizeof(err)) != IDB_OK) {
 		fprintf(stderr, "setup: %s\n", err);
 		return -1;

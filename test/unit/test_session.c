@@ -115,25 +115,10 @@ new_user(sqlite3 *db, const char *email, const char *role, struct idb_user *u)
 static int
 group_setup(void **state)
 {
-	char err[512] = "";
-
 	(void)state;
 	if (sodium_init() < 0)
 		return -1;
-	memcpy(W.dir, "/tmp/idb-session.XXXXXX", sizeof("/tmp/idb-session.XXXXXX"));
-	if (mkdtemp(W.dir) == NULL)
-		return -1;
-	idb_conf_defaults(&W.conf);
-	if (snprintf(W.conf.data_dir, sizeof(W.conf.data_dir), "%s/data", W.dir) >= (int)sizeof(W.conf.data_dir) ||
-	    snprintf(W.conf.master_key_file, sizeof(W.conf.master_key_file), "%s/data/master.key", W.dir) >=
-	        (int)sizeof(W.conf.master_key_file))
-		return -1;
-	if (idb_reg_init(&W.conf, err, sizeof(err)) != IDB_OK) {
-		fprintf(stderr, "idb_reg_init: %s\n", err);
-		return -1;
-	}
-	if (idb_key_master_load(W.conf.master_key_file, &W.master) != IDB_OK ||
-	    idb_reg_open(&W.conf, W.master, 0, &W.reg) != IDB_OK)
+	if (data_dir_setup("/tmp/idb-session.XXXXXX", W.dir, &W.conf, &W.master, &W.reg) != 0)
 		return -1;
 	W.db = new_org(&W.org);
 	new_user(W.db, "ana@acme.test", "admin", &W.ana);
